@@ -1,0 +1,54 @@
+"""Build the WSGI application: Pecan inside, middleware in code."""
+
+from keystonemiddleware import auth_token
+from oslo_log import log
+from oslo_middleware import http_proxy_to_wsgi
+import pecan
+
+from snapdriver.api import faults
+from snapdriver.api import hooks
+from snapdriver.api import middleware
+from snapdriver.conf import CONF
+
+LOG = log.getLogger(__name__)
+
+NOAUTH_WARNING = (
+    "auth_strategy = noauth: snapdriver TRUSTS ANY TOKEN of the form "
+    "<user>:<project>, and user 'admin' is an administrator. This is a "
+    "DEVELOPMENT mode; never use it where anything but loopback can reach "
+    "the API.")
+
+
+def _authenticate(application):
+    if CONF.auth_strategy == 'noauth':
+        for _ in range(3):
+            LOG.warning(NOAUTH_WARNING)
+        return middleware.NoAuth(application)
+    return auth_token.AuthProtocol(application,
+                                   {'oslo_config_config': CONF})
+
+
+def setup_app(operations):
+    """The API's WSGI application.
+
+    :param operations: an :class:`snapdriver.operations.api.OperationsAPI`.
+    """
+    from snapdriver.api.controllers import root
+
+    application = pecan.make_app(
+        root.RootController(),
+        hooks=[hooks.ContextHook(), hooks.OperationsHook(operations),
+               hooks.FaultHook()],
+        force_canonical=False,
+        guess_content_type_from_ext=False,
+        debug=False)
+    application = middleware.SkipPublicPaths(application,
+                                             _authenticate(application))
+    application = middleware.RequestLimits(
+        application, CONF.api.max_request_body_size,
+        CONF.api.max_query_string_length)
+    application = middleware.Microversion(application)
+    if CONF.api.enable_proxy_headers_parsing:
+        application = http_proxy_to_wsgi.HTTPProxyToWSGI(application, CONF)
+    application = middleware.RequestId(application)
+    return faults.FaultWrapper(application)

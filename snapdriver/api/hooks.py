@@ -1,0 +1,40 @@
+"""Pecan hooks: what every request gets, and how errors leave."""
+
+from pecan import hooks
+import webob.exc
+
+from snapdriver.api import faults
+from snapdriver.api import middleware
+from snapdriver import context
+
+
+class ContextHook(hooks.PecanHook):
+    """Put the caller's RequestContext and the microversion on the
+    request."""
+
+    def before(self, state):
+        environ = state.request.environ
+        state.request.context = context.RequestContext.from_environ(environ)
+        state.request.version = environ.get(middleware.VERSION_ENV)
+
+
+class OperationsHook(hooks.PecanHook):
+    """Give controllers the operations API (accept, query), nothing more."""
+
+    def __init__(self, operations):
+        self.operations = operations
+
+    def before(self, state):
+        state.request.operations = self.operations
+
+
+class FaultHook(hooks.PecanHook):
+    """The single translation point from exceptions to fault bodies."""
+
+    def on_error(self, state, error):
+        if isinstance(error, webob.exc.HTTPException):
+            # The framework's own answers (404, 405); FaultWrapper gives
+            # them the fault body.
+            return None
+        return faults.from_exception(
+            error, state.request.environ.get(middleware.REQUEST_ID_ENV))

@@ -1,0 +1,184 @@
+"""WSGI middleware of the API, assembled in code by :mod:`app`."""
+
+import io
+import re
+import time
+import uuid
+
+from oslo_log import log
+import webob
+
+from snapdriver.api import faults
+from snapdriver.api import microversion
+from snapdriver import exception
+
+LOG = log.getLogger(__name__)
+
+REQUEST_ID_ENV = 'openstack.request_id'
+GLOBAL_REQUEST_ID_ENV = 'openstack.global_request_id'
+VERSION_ENV = 'snapdriver.microversion'
+_REQUEST_ID = re.compile(
+    r'^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
+
+# Paths served without authentication (version discovery, health).
+PUBLIC_PATHS = ('/', '/v2.1', '/v2.1/', '/healthcheck')
+
+
+class RequestId:
+    """Give each request an id, accept the caller's global one, log it.
+
+    The id goes back as X-OpenStack-Request-Id and, for the compute API's
+    clients (novaclient reads it), X-Compute-Request-Id.
+    """
+
+    def __init__(self, application):
+        self.application = application
+
+    def __call__(self, environ, start_response):
+        request_id = 'req-%s' % uuid.uuid4()
+        environ[REQUEST_ID_ENV] = request_id
+        inbound = environ.get('HTTP_X_OPENSTACK_REQUEST_ID')
+        if inbound and _REQUEST_ID.match(inbound):
+            environ[GLOBAL_REQUEST_ID_ENV] = inbound
+        elif inbound:
+            LOG.warning("Ignoring malformed X-OpenStack-Request-ID %r",
+                        inbound[:80])
+        started = time.monotonic()
+        status_holder = []
+
+        def add_headers(status, headers, exc_info=None):
+            headers.append(('X-OpenStack-Request-Id', request_id))
+            headers.append(('X-Compute-Request-Id', request_id))
+            status_holder.append(status)
+            return start_response(status, headers, exc_info)
+
+        try:
+            return self.application(environ, add_headers)
+        finally:
+            LOG.info('%s "%s %s" status %s in %.3fs (global request %s)',
+                     request_id, environ.get('REQUEST_METHOD'),
+                     environ.get('PATH_INFO'),
+                     status_holder[0].split()[0] if status_holder else '-',
+                     time.monotonic() - started,
+                     environ.get(GLOBAL_REQUEST_ID_ENV, '-'))
+
+
+class Microversion:
+    """Negotiate the microversion; stamp it on every response."""
+
+    def __init__(self, application):
+        self.application = application
+
+    def __call__(self, environ, start_response):
+        request = webob.Request(environ)
+        try:
+            version = microversion.negotiate(request.headers)
+        except exception.SnapdriverException as e:
+            version = microversion.MIN_VERSION
+            response = faults.fault_response(e.code, e.message)
+        else:
+            environ[VERSION_ENV] = version
+            response = request.get_response(self.application)
+        for key, value in microversion.response_headers(version).items():
+            response.headers[key] = value
+        return response(environ, start_response)
+
+
+class RequestLimits:
+    """Refuse oversized bodies (413) and query strings (400), and URLs
+    that are not UTF-8 (400), before anything reads them."""
+
+    def __init__(self, application, max_body, max_query):
+        self.application = application
+        self.max_body = max_body
+        self.max_query = max_query
+
+    def __call__(self, environ, start_response):
+        response = self._check(environ)
+        if response is not None:
+            return response(environ, start_response)
+        return self.application(environ, start_response)
+
+    def _check(self, environ):
+        try:
+            environ.get('PATH_INFO', '').encode('latin-1').decode('utf-8')
+        except UnicodeError:
+            return faults.fault_response(
+                400, "The request path is not valid UTF-8.")
+        if len(environ.get('QUERY_STRING', '')) > self.max_query:
+            return faults.fault_response(
+                400, "The query string is longer than %d bytes."
+                % self.max_query)
+        length = environ.get('CONTENT_LENGTH')
+        if length:
+            try:
+                length = int(length)
+            except ValueError:
+                return faults.fault_response(
+                    400, "Content-Length %r is not a number." % length[:40])
+            if length > self.max_body:
+                return self._too_large()
+        elif 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', '').lower():
+            body = environ['wsgi.input'].read(self.max_body + 1)
+            if len(body) > self.max_body:
+                return self._too_large()
+            environ['wsgi.input'] = io.BytesIO(body)
+            environ['CONTENT_LENGTH'] = str(len(body))
+            del environ['HTTP_TRANSFER_ENCODING']
+        return None
+
+    def _too_large(self):
+        return faults.fault_response(
+            413, "The request body is larger than %d bytes." % self.max_body)
+
+
+class NoAuth:
+    """DEVELOPMENT ONLY: the compute API's noauth2 semantics.
+
+    ``X-Auth-Token: <user>:<project>`` (or ``<user>``, project = user)
+    authenticates without checking anything. User ``admin`` has the admin
+    role; everyone else has ``member``. No token is a 401. Identity headers
+    sent by the caller are dropped, so nobody can claim roles directly.
+    """
+
+    _IDENTITY = ('HTTP_X_USER_ID', 'HTTP_X_USER', 'HTTP_X_PROJECT_ID',
+                 'HTTP_X_TENANT_ID', 'HTTP_X_TENANT', 'HTTP_X_ROLES',
+                 'HTTP_X_ROLE', 'HTTP_X_SERVICE_ROLES', 'HTTP_X_IDENTITY_STATUS',
+                 'HTTP_X_SERVICE_TOKEN', 'HTTP_X_USER_NAME',
+                 'HTTP_X_PROJECT_NAME', 'HTTP_X_IS_ADMIN_PROJECT')
+
+    def __init__(self, application):
+        self.application = application
+
+    def __call__(self, environ, start_response):
+        for key in self._IDENTITY:
+            environ.pop(key, None)
+        token = environ.get('HTTP_X_AUTH_TOKEN', '').strip()
+        if not token:
+            response = faults.fault_response(
+                401, "Authentication required: send X-Auth-Token "
+                     "'<user>:<project>' (noauth development mode).")
+            return response(environ, start_response)
+        user, _, project = token.partition(':')
+        project = project or user
+        roles = 'admin,member' if user == 'admin' else 'member'
+        environ.update({
+            'HTTP_X_IDENTITY_STATUS': 'Confirmed',
+            'HTTP_X_USER_ID': user,
+            'HTTP_X_PROJECT_ID': project,
+            'HTTP_X_ROLES': roles,
+        })
+        return self.application(environ, start_response)
+
+
+class SkipPublicPaths:
+    """Route public paths around the authentication middleware."""
+
+    def __init__(self, application, authenticated):
+        self.application = application
+        self.authenticated = authenticated
+
+    def __call__(self, environ, start_response):
+        if environ.get('PATH_INFO', '/') in PUBLIC_PATHS:
+            return self.application(environ, start_response)
+        return self.authenticated(environ, start_response)

@@ -1,0 +1,52 @@
+"""JSON Schemas of the assisted volume snapshots resource."""
+
+_NON_EMPTY = {'type': 'string', 'minLength': 1, 'maxLength': 255}
+_NAME_OR_NULL = {'type': ['string', 'null'], 'minLength': 1,
+                 'maxLength': 255}
+
+create = {
+    'type': 'object',
+    'properties': {
+        'snapshot': {
+            'type': 'object',
+            'properties': {
+                'volume_id': _NON_EMPTY,
+                'create_info': {
+                    'type': 'object',
+                    'properties': {
+                        'snapshot_id': _NON_EMPTY,
+                        'type': {'type': 'string', 'enum': ['qcow2']},
+                        'new_file': _NON_EMPTY,
+                        'id': _NON_EMPTY,
+                    },
+                    'required': ['snapshot_id', 'type', 'new_file'],
+                    'additionalProperties': False,
+                },
+            },
+            'required': ['volume_id', 'create_info'],
+            'additionalProperties': False,
+        },
+    },
+    'required': ['snapshot'],
+    'additionalProperties': False,
+}
+
+delete_info = {
+    'type': 'object',
+    'properties': {
+        'volume_id': _NON_EMPTY,
+        'type': {'type': 'string', 'enum': ['qcow2']},
+        'file_to_merge': _NAME_OR_NULL,
+        'merge_target_file': _NAME_OR_NULL,
+    },
+    'required': ['volume_id'],
+    'additionalProperties': False,
+}
+
+# From microversion 2.75 the delete query takes delete_info and nothing
+# else; before it, other parameters are ignored.
+delete_query_v275 = {
+    'type': 'object',
+    'properties': {'delete_info': {'type': 'string'}},
+    'additionalProperties': False,
+}

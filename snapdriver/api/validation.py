@@ -1,0 +1,39 @@
+"""JSON Schema validation with messages that name the field and value."""
+
+import jsonschema
+
+from snapdriver import exception
+
+
+def _field(error):
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == 'required':
+        missing = error.message.split("'")[1] if "'" in error.message else ''
+        path.append(missing)
+    return '.'.join(p for p in path if p) or '(body)'
+
+
+def validate(schema, document, what='request body'):
+    """Validate ``document``; report the first error, deepest field first.
+
+    :raises: InvalidInput (400) naming the field, the value and the rule.
+    """
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(document),
+                    key=lambda e: (-len(e.absolute_path), e.message))
+    if not errors:
+        return
+    error = errors[0]
+    field = _field(error)
+    if error.validator == 'required':
+        reason = "it is required in the %s" % what
+    elif error.validator == 'additionalProperties':
+        reason = error.message
+    else:
+        reason = "value %s: %s" % (_short(error.instance), error.message)
+    raise exception.InvalidInput(field=field, reason=reason)
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + '...'

@@ -1,0 +1,21 @@
+"""snapdriver's configuration: one module per option group.
+
+Each module has ``register_opts(conf)`` and ``list_opts()`` built from the
+same lists, so the generated sample cannot drift from what is registered.
+"""
+
+from oslo_config import cfg
+from oslo_log import log
+
+from snapdriver.conf import api
+from snapdriver.conf import default
+from snapdriver.conf import fake
+from snapdriver.conf import libvirt
+
+CONF = cfg.CONF
+
+MODULES = (default, api, fake, libvirt)
+
+for _module in MODULES:
+    _module.register_opts(CONF)
+log.register_options(CONF)

@@ -1,0 +1,42 @@
+"""Options of the [DEFAULT] group."""
+
+from oslo_config import cfg
+
+opts = [
+    cfg.StrOpt('driver',
+               default='fake',
+               help="Name of the hypervisor driver, an entry point in the "
+                    "'snapdriver.drivers' namespace: 'libvirt' on a real "
+                    "host, 'fake' for tests and demos, or a third-party "
+                    "driver. The stub drivers (vmware, hyperv, ironic, zvm, "
+                    "powervm, xenapi) load but reject every request."),
+    cfg.StrOpt('auth_strategy',
+               default='keystone',
+               choices=[('keystone', 'Validate tokens with keystonemiddleware '
+                                     'auth_token ([keystone_authtoken]).'),
+                        ('noauth', 'DEVELOPMENT ONLY: trust the token '
+                                   '"<user>:<project>"; user admin is an '
+                                   'administrator.')],
+               help="How API callers are authenticated."),
+    cfg.StrOpt('status_reporter',
+               default='log',
+               help="Where the outcome of each operation is reported: an "
+                    "entry point in 'snapdriver.status_reporters'. 'log' "
+                    "only logs it (development)."),
+    cfg.IntOpt('operation_workers',
+               default=8, min=1,
+               help="How many operations may run at once (on different "
+                    "volumes; operations on one volume always run one at a "
+                    "time, in order)."),
+    cfg.IntOpt('operation_history',
+               default=1000, min=1,
+               help="How many finished operations are kept for GET."),
+]
+
+
+def register_opts(conf):
+    conf.register_opts(opts)
+
+
+def list_opts():
+    return {'DEFAULT': opts}

@@ -1,0 +1,110 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The contract every hypervisor driver meets.
+
+A driver answers four questions and does two things:
+
+* :meth:`BaseDriver.capabilities`: what it can do at all;
+* :meth:`BaseDriver.locate_disk`: where a volume is attached on this host
+  and what its current backing chain is;
+* :meth:`BaseDriver.inspect_overlay`: what the overlay file Cinder created
+  for a snapshot looks like;
+* :meth:`BaseDriver.create_snapshot` and :meth:`BaseDriver.delete_snapshot`:
+  carry out a plan that :mod:`snapdriver.chain` has already validated.
+
+The driver does not decide whether a request makes sense: the chain rules
+do, once, for every driver. The operation manager locates, inspects and
+plans synchronously (so the caller gets a 400 before anything changes) and
+runs the plan in the background.
+
+A driver that cannot do assisted snapshots at all raises
+:class:`snapdriver.exception.UnsupportedOperation` from every method; see
+:mod:`snapdriver.drivers.stubs`.
+
+Drivers are found by name through the ``snapdriver.drivers`` entry point
+namespace, so a third party adds one from its own package.
+"""
+
+import abc
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """What a driver can do; each flag is one operation."""
+    create: bool = False
+    pull: bool = False
+    commit: bool = False
+    offline_pull: bool = False
+    offline_commit: bool = False
+    network_disks: bool = False
+    quiesce: bool = False
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+class BaseDriver(abc.ABC):
+    """Base class of hypervisor drivers.
+
+    The constructor takes no arguments (drivers read their own options from
+    ``snapdriver.conf.CONF``) and must check the driver's prerequisites, so
+    that a host that cannot work fails at start-up with a clear message
+    (raise :class:`snapdriver.exception.DriverLoadError`).
+    """
+
+    #: The entry point name; the loader sets it on the instance.
+    name = None
+
+    @abc.abstractmethod
+    def capabilities(self):
+        """:returns: a :class:`Capabilities`."""
+
+    @abc.abstractmethod
+    def locate_disk(self, volume_id):
+        """Find the disk whose serial is ``volume_id``.
+
+        :returns: a :class:`snapdriver.chain.DiskLocation` with the live
+            chain, active image first.
+        :raises: VolumeNotAttached, VolumeMultiAttached, NoSnapshotableDisk,
+            UnsupportedOperation
+        """
+
+    @abc.abstractmethod
+    def inspect_overlay(self, disk, new_file):
+        """Look at ``new_file`` in the directory of the disk's active image.
+
+        ``new_file`` has passed :func:`snapdriver.chain.check_file_name`.
+
+        :returns: a :class:`snapdriver.chain.OverlayInfo`, or None when the
+            driver has no way to look (a network disk).
+        :raises: UnsupportedOperation
+        """
+
+    @abc.abstractmethod
+    def create_snapshot(self, plan):
+        """Switch the guest onto ``plan.new_file``.
+
+        :param plan: a :class:`snapdriver.chain.CreatePlan`.
+        :returns: the disk's chain afterwards (names, active first).
+        :raises: OperationFailed, UnsupportedOperation
+        """
+
+    @abc.abstractmethod
+    def delete_snapshot(self, plan):
+        """Merge as ``plan`` says (pull or commit), and wait for the end.
+
+        :param plan: a :class:`snapdriver.chain.DeletePlan`.
+        :returns: the disk's chain afterwards (names, active first).
+        :raises: OperationFailed, UnsupportedOperation
+        """

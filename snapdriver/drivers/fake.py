@@ -1,0 +1,200 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The fake driver: an in-memory hypervisor host, for tests and demos.
+
+A fake pretends to succeed. It keeps a model of guests, their disks and
+each disk's qcow2 chain, loaded from ``[fake] inventory_file``, and changes
+the chains exactly as a real hypervisor would. Validation is not the fake's
+business: the chain rules of :mod:`snapdriver.chain` decide, as they do for
+the libvirt driver, so a black-box client sees the same 400s and the same
+resulting chains.
+
+Inventory (JSON or YAML)::
+
+    {"guests": [
+        {"name": "vm1", "state": "running",
+         "disks": [
+            {"target": "vda", "serial": "<volume id>",
+             "directory": "/mnt/share/abc",
+             "chain": ["volume-1.snap2", "volume-1.snap1", "volume-1"],
+             "files": {"volume-1.snap3": {"format": "qcow2",
+                                          "backing": "volume-1.snap2"}},
+             "fail": ["commit"]}]}]}
+
+``chain`` lists the active image first. ``files`` (optional) describes
+other files in the directory, such as overlays Cinder created; with
+``[fake] assume_overlays`` an unlisted new_file is taken to be a proper
+overlay. ``fail`` (optional) lists operations (create, pull, commit) that
+fail when run, to exercise error reporting. A disk with ``"type":
+"network"`` has no directory and its overlays cannot be inspected, like a
+netfs disk.
+"""
+
+import copy
+import json
+import os
+import threading
+import time
+
+from oslo_log import log
+import yaml
+
+from snapdriver import chain
+from snapdriver.conf import CONF
+from snapdriver.drivers import base
+from snapdriver import exception
+
+LOG = log.getLogger(__name__)
+
+_GUEST_STATES = ('running', 'shutoff')
+
+
+def _fail(reason):
+    raise exception.DriverLoadError(driver='fake', reason=reason)
+
+
+def load_inventory(path):
+    """Read and check an inventory file.
+
+    :returns: the list of guests.
+    :raises: DriverLoadError naming the file and what is wrong in it.
+    """
+    try:
+        with open(path, 'rb') as f:
+            text = f.read().decode('utf-8')
+    except (OSError, UnicodeDecodeError) as e:
+        _fail("cannot read inventory file %s: %s" % (path, e))
+    try:
+        data = (yaml.safe_load(text) if path.endswith(('.yaml', '.yml'))
+                else json.loads(text))
+    except (ValueError, yaml.YAMLError) as e:
+        _fail("inventory file %s is not valid JSON/YAML: %s" % (path, e))
+    return validate_inventory(data, path)
+
+
+def validate_inventory(data, source='inventory'):
+    if not isinstance(data, dict) or not isinstance(data.get('guests'), list):
+        _fail("%s must be an object with a 'guests' list" % source)
+    for guest in data['guests']:
+        if not isinstance(guest, dict) or not guest.get('name'):
+            _fail("%s: every guest needs a 'name'" % source)
+        state = guest.setdefault('state', 'running')
+        if state not in _GUEST_STATES:
+            _fail("%s: guest %s has state %r; use one of %s"
+                  % (source, guest['name'], state, ', '.join(_GUEST_STATES)))
+        for disk in guest.setdefault('disks', []):
+            if not isinstance(disk, dict) or not disk.get('target'):
+                _fail("%s: every disk of guest %s needs a 'target'"
+                      % (source, guest['name']))
+            where = "disk %s of guest %s" % (disk['target'], guest['name'])
+            if disk.get('serial') is None:
+                continue
+            names = disk.get('chain')
+            if (not isinstance(names, list) or not names
+                    or not all(isinstance(n, str) and n for n in names)):
+                _fail("%s: %s needs a non-empty 'chain' of file names"
+                      % (source, where))
+            network = disk.setdefault('type', 'file') == 'network'
+            if not network and not disk.get('directory'):
+                _fail("%s: %s needs a 'directory'" % (source, where))
+            disk.setdefault('files', {})
+            disk.setdefault('fail', [])
+    return data['guests']
+
+
+class FakeDriver(base.BaseDriver):
+    """In-memory guests whose chains change as a hypervisor's would."""
+
+    def __init__(self):
+        path = CONF.fake.inventory_file
+        self._guests = load_inventory(path) if path else []
+        self._lock = threading.Lock()
+        LOG.info("Fake driver: %d guest(s) from %s",
+                 len(self._guests), path or 'no inventory file')
+
+    def capabilities(self):
+        return base.Capabilities(create=True, pull=True, commit=True,
+                                 offline_pull=True, offline_commit=True,
+                                 network_disks=True, quiesce=False)
+
+    def guests(self):
+        """A copy of the model, for tests and demos."""
+        with self._lock:
+            return copy.deepcopy(self._guests)
+
+    def _find(self, volume_id):
+        found = [(guest, disk) for guest in self._guests
+                 for disk in guest['disks'] if disk.get('serial') == volume_id]
+        if not found:
+            raise exception.VolumeNotAttached(volume_id=volume_id)
+        if len(found) > 1:
+            raise exception.VolumeMultiAttached(
+                volume_id=volume_id,
+                guests=', '.join(sorted(g['name'] for g, _ in found)))
+        return found[0]
+
+    def locate_disk(self, volume_id):
+        with self._lock:
+            guest, disk = self._find(volume_id)
+            directory = disk.get('directory')
+            entries = tuple(
+                chain.ChainEntry(name=name, index=i,
+                                 path=(os.path.join(directory, name)
+                                       if directory else name))
+                for i, name in enumerate(disk['chain']))
+            return chain.DiskLocation(
+                volume_id=volume_id, guest=guest['name'],
+                target=disk['target'], running=guest['state'] == 'running',
+                chain=entries, source_type=disk['type'],
+                directory=directory if disk['type'] == 'file' else None)
+
+    def inspect_overlay(self, disk, new_file):
+        if disk.source_type != 'file':
+            return None
+        with self._lock:
+            _, model = self._find(disk.volume_id)
+            info = model['files'].get(new_file)
+            if info is not None:
+                return chain.OverlayInfo(name=new_file, exists=True,
+                                         fmt=info.get('format', 'qcow2'),
+                                         backing=info.get('backing'))
+            if new_file in model['chain']:
+                return chain.OverlayInfo(name=new_file, exists=True,
+                                         fmt='qcow2')
+            if CONF.fake.assume_overlays:
+                return chain.OverlayInfo(name=new_file, exists=True,
+                                         fmt='qcow2', backing=disk.active.name)
+        return chain.OverlayInfo(name=new_file, exists=False)
+
+    def _apply(self, plan):
+        if CONF.fake.operation_delay:
+            time.sleep(CONF.fake.operation_delay)
+        with self._lock:
+            _, model = self._find(plan.disk.volume_id)
+            if plan.kind in model['fail']:
+                raise exception.OperationFailed(
+                    reason="the fake driver was told to fail %s operations "
+                           "on disk %s" % (plan.kind, plan.disk.target))
+            if model['chain'] != plan.disk.names:
+                raise exception.OperationFailed(
+                    reason="the chain of disk %s changed since the request "
+                           "was validated" % plan.disk.target)
+            model['chain'] = list(plan.expected_chain)
+            model['files'].pop(getattr(plan, 'new_file', None), None)
+            return list(model['chain'])
+
+    def create_snapshot(self, plan):
+        return self._apply(plan)
+
+    def delete_snapshot(self, plan):
+        return self._apply(plan)

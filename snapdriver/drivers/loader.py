@@ -1,0 +1,47 @@
+"""Load the configured driver, once, through stevedore."""
+
+from importlib import metadata
+
+from oslo_log import log
+from stevedore import driver as stevedore_driver
+
+from snapdriver import exception
+
+LOG = log.getLogger(__name__)
+
+NAMESPACE = 'snapdriver.drivers'
+
+
+def installed_names(namespace=NAMESPACE):
+    """Entry point names in ``namespace``, without importing them."""
+    return sorted({ep.name for ep in
+                   metadata.entry_points(group=namespace)})
+
+
+def load(name, namespace=NAMESPACE):
+    """Load and instantiate the plugin ``name`` of ``namespace``.
+
+    :raises: DriverNotFound listing the installed names; DriverLoadError
+        with the cause when the plugin fails to import or to start.
+    """
+    def missing(names):
+        raise exception.DriverNotFound(
+            driver=name, installed=', '.join(installed_names(namespace))
+            or 'none')
+
+    def failed(manager, entrypoint, error):
+        if isinstance(error, exception.DriverLoadError):
+            raise error
+        LOG.error("Loading %s from %s failed", name, entrypoint,
+                  exc_info=error)
+        raise exception.DriverLoadError(
+            driver=name, reason="%s: %s" % (type(error).__name__, error))
+
+    manager = stevedore_driver.DriverManager(
+        namespace=namespace, name=name, invoke_on_load=True,
+        on_load_failure_callback=failed,
+        on_missing_entrypoints_callback=missing)
+    plugin = manager.driver
+    plugin.name = name
+    LOG.info("Loaded %s %r (%s)", namespace, name, type(plugin).__name__)
+    return plugin

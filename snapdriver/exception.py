@@ -1,0 +1,133 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The exceptions of snapdriver.
+
+Every exception that may reach a caller derives from
+:class:`SnapdriverException` and carries the HTTP status the API answers
+with. The message is written for a Cinder operator: it names the field, the
+value, the disk or the file that is wrong. The API turns these into the
+compute API's fault body in one place (``snapdriver.api.faults``).
+"""
+
+
+class SnapdriverException(Exception):
+    """Base class; ``msg_fmt`` is formatted with the keyword arguments."""
+
+    msg_fmt = "An unknown error occurred."
+    code = 500
+
+    def __init__(self, message=None, **kwargs):
+        self.kwargs = kwargs
+        if message is None:
+            message = self.msg_fmt % kwargs
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self):
+        return self.message
+
+
+class Invalid(SnapdriverException):
+    msg_fmt = "The request is invalid."
+    code = 400
+
+
+class InvalidInput(Invalid):
+    msg_fmt = "Invalid input for field %(field)s: %(reason)s"
+
+
+class InvalidFileName(Invalid):
+    msg_fmt = ("Invalid %(field)s %(value)r: it must be the plain name of a "
+               "file beside the volume's active image (no '/', not '.' or "
+               "'..', no NUL).")
+
+
+class VolumeNotAttached(Invalid):
+    msg_fmt = ("Volume %(volume_id)s is not attached to any guest on this "
+               "host: no disk has <serial>%(volume_id)s</serial>.")
+
+
+class VolumeMultiAttached(Invalid):
+    msg_fmt = ("Volume %(volume_id)s is attached to several guests "
+               "(%(guests)s); assisted snapshots of a multi-attached volume "
+               "are refused.")
+
+
+class NoSnapshotableDisk(Invalid):
+    msg_fmt = ("Found no disk to snapshot: volume %(volume_id)s is disk "
+               "%(target)s of guest %(guest)s, whose source is neither a file "
+               "nor a netfs network source.")
+
+
+class InvalidOverlay(Invalid):
+    """``new_file`` is missing, not qcow2, or does not back onto the
+    active image."""
+    msg_fmt = "%(reason)s"
+
+
+class InvalidChainReference(Invalid):
+    """delete_info names files that are not where the chain rules need
+    them to be."""
+    msg_fmt = "%(reason)s"
+
+
+class UnsupportedOperation(Invalid):
+    """The loaded driver cannot do this operation at all."""
+    msg_fmt = ("The %(driver)s driver does not support %(operation)s: "
+               "assisted volume snapshots are only implemented by the "
+               "libvirt driver.")
+
+
+class InvalidProjectId(Invalid):
+    msg_fmt = ("Malformed request URL: the URL's project_id '%(url)s' does not "
+               "match the project of the token ('%(token)s').")
+
+
+class NotAuthorized(SnapdriverException):
+    msg_fmt = "Authentication required."
+    code = 401
+
+
+class PolicyNotAuthorized(SnapdriverException):
+    msg_fmt = "Policy doesn't allow %(action)s to be performed."
+    code = 403
+
+
+class NotFound(SnapdriverException):
+    msg_fmt = "Resource could not be found."
+    code = 404
+
+
+class OperationNotFound(NotFound):
+    msg_fmt = ("No assisted snapshot operation is known for snapshot "
+               "%(snapshot_id)s.")
+
+
+class Conflict(SnapdriverException):
+    msg_fmt = "The request conflicts with the current state."
+    code = 409
+
+
+class DriverLoadError(SnapdriverException):
+    """Start-up failure: the configured driver cannot be used."""
+    msg_fmt = "Driver %(driver)s could not be loaded: %(reason)s"
+
+
+class DriverNotFound(DriverLoadError):
+    msg_fmt = ("No driver named %(driver)r is installed in namespace "
+               "snapdriver.drivers; installed drivers: %(installed)s.")
+
+
+class OperationFailed(SnapdriverException):
+    """An accepted operation failed while running in the background."""
+    msg_fmt = "%(reason)s"

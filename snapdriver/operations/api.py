@@ -1,0 +1,43 @@
+"""The narrow interface between the REST API and the operation manager.
+
+The API only ever *accepts* an operation and *queries* operations. Today
+:class:`LocalOperationsAPI` calls a manager in the same process; when the
+service splits into an API tier and one agent per hypervisor host, an RPC
+client with these two methods takes its place, and neither the controllers
+nor the drivers change. Arguments and results are plain dicts and a
+RequestContext, all serialisable.
+"""
+
+import abc
+
+
+class OperationsAPI(abc.ABC):
+
+    @abc.abstractmethod
+    def accept(self, context, request):
+        """Validate and queue an operation.
+
+        :param request: see :meth:`OperationManager.accept`.
+        :returns: the accepted operation as a dict.
+        :raises: SnapdriverException (4xx) when it cannot be carried out.
+        """
+
+    @abc.abstractmethod
+    def query(self, context, snapshot_id):
+        """:returns: the operations of ``snapshot_id`` as dicts.
+
+        :raises: OperationNotFound
+        """
+
+
+class LocalOperationsAPI(OperationsAPI):
+    """Calls an :class:`OperationManager` in this process."""
+
+    def __init__(self, manager):
+        self.manager = manager
+
+    def accept(self, context, request):
+        return self.manager.accept(context, request)
+
+    def query(self, context, snapshot_id):
+        return self.manager.query(context, snapshot_id)

@@ -1,0 +1,63 @@
+"""Status reporters: how the outcome of an operation reaches Cinder.
+
+Cinder learns the result of an assisted snapshot only from the snapshot
+status callback. The values are Cinder's (see cinder-protocol.md): after a
+create, ``creating`` (success) or ``error``; after a delete, ``deleting``
+(success) or ``error_deleting``; always with progress ``90%``.
+"""
+
+import abc
+import dataclasses
+
+from oslo_log import log
+
+LOG = log.getLogger(__name__)
+
+NAMESPACE = 'snapdriver.status_reporters'
+
+PROGRESS = '90%'
+CREATE_SUCCEEDED = 'creating'
+CREATE_FAILED = 'error'
+DELETE_SUCCEEDED = 'deleting'
+DELETE_FAILED = 'error_deleting'
+
+
+def status_for(kind, succeeded):
+    """The Cinder status that reports an operation of ``kind``."""
+    if kind == 'create':
+        return CREATE_SUCCEEDED if succeeded else CREATE_FAILED
+    return DELETE_SUCCEEDED if succeeded else DELETE_FAILED
+
+
+@dataclasses.dataclass
+class Delivery:
+    """What became of one report.
+
+    :param state: ``delivered``, ``pending`` or ``given_up``.
+    :param detail: the receiver's answer, in words.
+    """
+    state: str
+    detail: str = ''
+
+
+class StatusReporter(abc.ABC):
+    """Delivers a snapshot status to Cinder (or wherever it goes)."""
+
+    @abc.abstractmethod
+    def report(self, context, snapshot_id, status, progress=PROGRESS):
+        """Send one status update.
+
+        :param context: the RequestContext of the caller that asked for
+            the operation.
+        :returns: a :class:`Delivery`.
+        """
+
+
+class LogReporter(StatusReporter):
+    """Development reporter: logs the status that Cinder would receive."""
+
+    def report(self, context, snapshot_id, status, progress=PROGRESS):
+        LOG.info("Snapshot %s status: %s (progress %s); the 'log' status "
+                 "reporter does not tell Cinder", snapshot_id, status,
+                 progress)
+        return Delivery(state='delivered', detail='logged only')

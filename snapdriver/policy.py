@@ -1,0 +1,82 @@
+"""Policy rules of the assisted volume snapshots API.
+
+The create and delete rules keep the compute API's names and defaults, so
+an operator's existing policy file applies unchanged. The read rule is
+snapdriver's own (the compute API has no GET on this resource).
+"""
+
+from oslo_config import cfg
+from oslo_policy import policy
+
+from snapdriver import exception
+
+CREATE = 'os_compute_api:os-assisted-volume-snapshots:create'
+DELETE = 'os_compute_api:os-assisted-volume-snapshots:delete'
+SHOW = 'snapdriver:os-assisted-volume-snapshots:show'
+
+_PATH = '/v2.1/os-assisted-volume-snapshots'
+_SERVICE_OR_ADMIN = 'role:service or role:admin'
+
+rules = [
+    policy.DocumentedRuleDefault(
+        name=CREATE, check_str=_SERVICE_OR_ADMIN,
+        description="Create an assisted volume snapshot (Cinder, for a "
+                    "volume attached to a running guest).",
+        operations=[{'method': 'POST', 'path': _PATH}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=DELETE, check_str=_SERVICE_OR_ADMIN,
+        description="Delete an assisted volume snapshot (merge qcow2 "
+                    "layers by block pull or block commit).",
+        operations=[{'method': 'DELETE',
+                     'path': _PATH + '/{snapshot_id}?delete_info=...'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=SHOW, check_str=_SERVICE_OR_ADMIN,
+        description="Show the operations snapdriver ran for a snapshot id "
+                    "(state, error, timings, resulting chain). snapdriver's "
+                    "own addition.",
+        operations=[{'method': 'GET', 'path': _PATH + '/{snapshot_id}'}],
+        scope_types=['project']),
+]
+
+_ENFORCER = None
+
+
+def list_rules():
+    """The oslo.policy.policies entry point."""
+    return rules
+
+
+def get_enforcer():
+    """The oslo.policy.enforcer entry point (for oslopolicy-* tools)."""
+    return _get_enforcer()
+
+
+def _get_enforcer():
+    global _ENFORCER
+    if _ENFORCER is None:
+        _ENFORCER = policy.Enforcer(cfg.CONF)
+        _ENFORCER.register_defaults(rules)
+    return _ENFORCER
+
+
+def reset():
+    global _ENFORCER
+    if _ENFORCER is not None:
+        _ENFORCER.clear()
+    _ENFORCER = None
+
+
+def authorize(context, action, target=None):
+    """Check ``action`` for the caller.
+
+    :raises: PolicyNotAuthorized (403)
+    """
+    target = target or {'project_id': context.project_id}
+    try:
+        return _get_enforcer().authorize(
+            action, target, context, do_raise=True,
+            exc=exception.PolicyNotAuthorized, action=action)
+    except policy.InvalidScope:
+        raise exception.PolicyNotAuthorized(action=action)

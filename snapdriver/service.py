@@ -1,0 +1,47 @@
+"""Start-up shared by the console script and the WSGI entry point."""
+
+import sys
+
+
+from oslo_log import log
+
+from snapdriver.conf import CONF
+from snapdriver.drivers import loader
+from snapdriver.operations import api as operations_api
+from snapdriver.operations import manager as manager_mod
+from snapdriver.operations import reporter as reporter_mod
+from snapdriver import version
+
+LOG = log.getLogger(__name__)
+
+
+def prepare(argv=None, default_config_files=None):
+    """Parse the command line and configuration files; set up logging."""
+    CONF(argv if argv is not None else sys.argv[1:], project='snapdriver',
+         version=version.version_string(),
+         default_config_files=default_config_files)
+    log.setup(CONF, 'snapdriver')
+    CONF.log_opt_values(LOG, log.DEBUG)
+
+
+def build_operations():
+    """Load the driver and the status reporter once; wire the manager.
+
+    :returns: (OperationsAPI, OperationManager)
+    :raises: DriverLoadError, DriverNotFound
+    """
+    driver = loader.load(CONF.driver)
+    reporter = loader.load(CONF.status_reporter, reporter_mod.NAMESPACE)
+    manager = manager_mod.OperationManager(
+        driver, reporter, workers=CONF.operation_workers,
+        history=CONF.operation_history)
+    return operations_api.LocalOperationsAPI(manager), manager
+
+
+def build_wsgi_app():
+    from snapdriver.api import app
+    operations, manager = build_operations()
+    return app.setup_app(operations), manager
+
+
+

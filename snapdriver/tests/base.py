@@ -1,0 +1,72 @@
+"""Base classes of snapdriver's tests.
+
+The unit base class refuses to run external commands or open libvirt
+connections, so that nothing real runs by accident; tests that need a
+command mock it, and functional tests (which run real ones) use
+:class:`FunctionalTestCase`.
+"""
+
+import subprocess
+
+import fixtures
+from oslo_config import cfg
+import testtools
+
+from snapdriver import conf as snapdriver_conf
+
+CONF = snapdriver_conf.CONF
+
+
+class _Forbidden(Exception):
+    pass
+
+
+def _forbid(what):
+    def refuse(*args, **kwargs):
+        raise _Forbidden("unit tests must not %s (called with %r); mock it"
+                         % (what, args))
+    return refuse
+
+
+class ConfFixture(fixtures.Fixture):
+    """Give each test a fresh view of snapdriver's options."""
+
+    def _setUp(self):
+        CONF([], project='snapdriver', default_config_files=[])
+        self.addCleanup(CONF.reset)
+        self.addCleanup(CONF.clear_override_all)
+
+    def set(self, group=None, **kwargs):
+        for name, value in kwargs.items():
+            CONF.set_override(name, value, group=group)
+
+
+class TestCase(testtools.TestCase):
+    """Unit tests: no subprocesses, no libvirt connections."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fixtures.Timeout(60, gentle=True))
+        self.conf = self.useFixture(ConfFixture())
+        self.useFixture(fixtures.MonkeyPatch(
+            'oslo_concurrency.processutils.execute',
+            _forbid('run commands through processutils')))
+        self.useFixture(fixtures.MonkeyPatch(
+            'subprocess.Popen', _forbid('start subprocesses')))
+        try:
+            import libvirt  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            for name in ('open', 'openReadOnly', 'openAuth'):
+                self.useFixture(fixtures.MonkeyPatch(
+                    'libvirt.' + name, _forbid('open libvirt connections')))
+
+
+class FunctionalTestCase(testtools.TestCase):
+    """Functional tests run real processes; they only get a fresh CONF."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fixtures.Timeout(600, gentle=True))
+        self.conf = self.useFixture(ConfFixture())
