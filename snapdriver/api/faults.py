@@ -65,30 +65,36 @@ def from_exception(error, request_id=None):
 
 
 class FaultWrapper:
-    """Outermost middleware: no exception and no HTML error leaves here.
-
-    Errors produced by the framework itself (unknown routes, methods a
-    resource does not have) are rewritten into the fault body, keeping
-    their status and headers such as Allow.
-    """
+    """Outermost middleware: no exception leaves the service."""
 
     def __init__(self, application):
         self.application = application
 
     def __call__(self, environ, start_response):
-        request = webob.Request(environ)
         try:
-            response = request.get_response(self.application)
+            response = webob.Request(environ).get_response(self.application)
         except Exception as e:
             response = from_exception(
                 e, environ.get('openstack.request_id'))
+        return response(environ, start_response)
+
+
+class JsonErrors:
+    """Give the framework's own error answers (unknown routes, methods a
+    resource does not have) the fault body, keeping status and headers."""
+
+    def __init__(self, application):
+        self.application = application
+
+    def __call__(self, environ, start_response):
+        response = webob.Request(environ).get_response(self.application)
         if (response.status_int >= 400
                 and response.content_type != 'application/json'):
             code = response.status_int
-            message = DEFAULT_MESSAGES.get(code, response.status)
-            fault = fault_response(code, message)
-            for header in ('Allow', 'WWW-Authenticate'):
-                if header in response.headers:
-                    fault.headers[header] = response.headers[header]
+            fault = fault_response(code,
+                                   DEFAULT_MESSAGES.get(code, response.status))
+            for key, value in response.headerlist:
+                if key.lower() not in ('content-type', 'content-length'):
+                    fault.headers[key] = value
             response = fault
         return response(environ, start_response)

@@ -1,7 +1,6 @@
 """Version documents at / and /v2.1, and the routes below /v2.1."""
 
 import pecan
-from pecan import rest
 
 from snapdriver.api.controllers import assisted_volume_snapshots as avs
 from snapdriver.api import microversion
@@ -26,13 +25,21 @@ def version_document():
     }
 
 
-class V21Controller(rest.RestController):
+def _get_only(handler):
+    """Expose ``handler`` for GET; other methods get 405 with Allow."""
+    @pecan.expose(generic=True)
+    def index(self, *args, **kwargs):
+        pecan.abort(405, headers={'Allow': 'GET'})
+
+    index.when(method='GET', template='json')(handler)
+    return index
+
+
+class V21Controller(object):
     """/v2.1: the version document and the resource, with or without a
     project id segment."""
 
-    @pecan.expose('json')
-    def get_all(self, **kwargs):
-        return {'version': version_document()}
+    index = _get_only(lambda self, **kwargs: {'version': version_document()})
 
     @pecan.expose()
     def _lookup(self, *remainder):
@@ -44,20 +51,14 @@ class V21Controller(rest.RestController):
         pecan.abort(404)
 
 
-class HealthController(rest.RestController):
+class RootController(object):
+
+    index = _get_only(
+        lambda self, **kwargs: {'versions': [version_document()]})
 
     @pecan.expose(content_type='text/plain')
-    def get_all(self, **kwargs):
+    def healthcheck(self, **kwargs):
         return 'OK'
-
-
-class RootController(rest.RestController):
-
-    healthcheck = HealthController()
-
-    @pecan.expose('json')
-    def get_all(self, **kwargs):
-        return {'versions': [version_document()]}
 
 
 pecan.route(RootController, 'v2.1', V21Controller())
