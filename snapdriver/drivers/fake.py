@@ -132,6 +132,18 @@ class FakeDriver(base.BaseDriver):
         with self._lock:
             return copy.deepcopy(self._guests)
 
+    def add_guest(self, guest):
+        """Add a guest described as in the inventory (tests, demos)."""
+        guest = validate_inventory({'guests': [copy.deepcopy(guest)]})[0]
+        with self._lock:
+            self._guests.append(guest)
+
+    def add_file(self, volume_id, name, fmt='qcow2', backing=None):
+        """Put a file beside a volume's chain, as Cinder creates overlays."""
+        with self._lock:
+            _, disk = self._find(volume_id)
+            disk['files'][name] = {'format': fmt, 'backing': backing}
+
     def _find(self, volume_id):
         found = [(guest, disk) for guest in self._guests
                  for disk in guest['disks'] if disk.get('serial') == volume_id]

@@ -214,6 +214,9 @@ class OperationManager:
                 LOG.exception("Operation %s crashed", operation.id)
 
     def _run(self, operation):
+        if operation.context is not None:
+            # Log lines of the background work carry the request's ids.
+            operation.context.update_store()
         operation.state = RUNNING
         operation.started_at = timeutils.utcnow()
         try:

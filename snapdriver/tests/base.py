@@ -6,13 +6,12 @@ command mock it, and functional tests (which run real ones) use
 :class:`FunctionalTestCase`.
 """
 
-import subprocess
-
 import fixtures
-from oslo_config import cfg
+from oslo_config import fixture as config_fixture
 import testtools
 
 from snapdriver import conf as snapdriver_conf
+from snapdriver import policy
 
 CONF = snapdriver_conf.CONF
 
@@ -28,17 +27,17 @@ def _forbid(what):
     return refuse
 
 
-class ConfFixture(fixtures.Fixture):
-    """Give each test a fresh view of snapdriver's options."""
+class ConfFixture(config_fixture.Config):
+    """Give each test a fresh view of snapdriver's options and policy."""
 
-    def _setUp(self):
+    def __init__(self):
+        super().__init__(CONF)
+
+    def setUp(self):
+        super().setUp()
         CONF([], project='snapdriver', default_config_files=[])
-        self.addCleanup(CONF.reset)
-        self.addCleanup(CONF.clear_override_all)
-
-    def set(self, group=None, **kwargs):
-        for name, value in kwargs.items():
-            CONF.set_override(name, value, group=group)
+        policy.reset()
+        self.addCleanup(policy.reset)
 
 
 class TestCase(testtools.TestCase):

@@ -1,0 +1,188 @@
+"""Run the real ``snapdriver-api`` console script for functional tests.
+
+:class:`ApiServerFixture` writes a configuration file (and, for the fake
+driver, an inventory file) into a temporary directory, starts the console
+script on a free loopback port with its output in a log file, waits until
+``GET /healthcheck`` answers, and stops it with SIGTERM on cleanup.
+"""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import fixtures
+
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+
+
+def console_script():
+    """The command that runs snapdriver-api with this interpreter."""
+    script = os.path.join(os.path.dirname(sys.executable), 'snapdriver-api')
+    if os.access(script, os.X_OK):
+        return [script]
+    return [sys.executable, '-m', 'snapdriver.cmd.api']
+
+
+def free_port():
+    """A loopback port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def write_config(path, sections):
+    """Write an oslo.config file from ``{section: {option: value}}``."""
+    lines = []
+    for section, options in sections.items():
+        lines.append('[%s]' % section)
+        for name, value in options.items():
+            if isinstance(value, bool):
+                value = 'true' if value else 'false'
+            lines.append('%s = %s' % (name, value))
+        lines.append('')
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines))
+
+
+class ServerFailed(Exception):
+    """The server did not start, or did not stop, as it should."""
+
+
+class ApiServerFixture(fixtures.Fixture):
+    """A snapdriver-api process on 127.0.0.1.
+
+    :param driver: the ``[DEFAULT] driver`` entry point name.
+    :param inventory: the fake driver's inventory as a dict (written to
+        JSON and named by ``[fake] inventory_file``), or None for none.
+    :param auth_strategy: ``noauth`` (tokens ``<user>:<project>``) or
+        ``keystone``.
+    :param extra_conf: ``{section: {option: value}}`` merged over the
+        defaults this fixture writes.
+    :param env: extra environment variables for the process (PYTHONPATH of
+        a third-party driver, for example).
+    """
+
+    def __init__(self, driver='fake', inventory=None, auth_strategy='noauth',
+                 extra_conf=None, env=None):
+        super().__init__()
+        self.driver = driver
+        self.inventory = inventory
+        self.auth_strategy = auth_strategy
+        self.extra_conf = extra_conf or {}
+        self.env = env or {}
+        self.process = None
+        self.port = None
+
+    @property
+    def url(self):
+        return 'http://127.0.0.1:%d' % self.port
+
+    @property
+    def endpoint(self):
+        return self.url + '/v2.1'
+
+    def log_text(self):
+        """Everything the server wrote to stdout and stderr so far."""
+        with open(self.log_path, 'rb') as f:
+            return f.read().decode('utf-8', 'replace')
+
+    def _setUp(self):
+        self.dir = self.useFixture(fixtures.TempDir()).path
+        self.port = free_port()
+        self.log_path = os.path.join(self.dir, 'snapdriver-api.log')
+        self.config_path = os.path.join(self.dir, 'snapdriver.conf')
+        sections = {
+            'DEFAULT': {'driver': self.driver,
+                        'auth_strategy': self.auth_strategy,
+                        'debug': False,
+                        'use_stderr': True},
+            'api': {'bind_host': '127.0.0.1', 'bind_port': self.port},
+            'oslo_policy': {
+                # No policy file of the host's may change the defaults.
+                'policy_file': os.path.join(self.dir, 'policy.yaml')},
+        }
+        if self.inventory is not None:
+            self.inventory_path = os.path.join(self.dir, 'inventory.json')
+            with open(self.inventory_path, 'w') as f:
+                json.dump(self.inventory, f)
+            sections.setdefault('fake', {})['inventory_file'] = (
+                self.inventory_path)
+        for section, options in self.extra_conf.items():
+            sections.setdefault(section, {}).update(options)
+        write_config(self.config_path, sections)
+
+        env = dict(os.environ)
+        env.update(self.env)
+        with open(self.log_path, 'wb') as log:
+            self.process = subprocess.Popen(
+                console_script() + ['--config-file', self.config_path],
+                stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=env, cwd=self.dir)
+        self.addCleanup(self._stop)
+        self._wait_until_healthy()
+
+    def _wait_until_healthy(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerFailed(
+                    "snapdriver-api exited with %s at start-up:\n%s"
+                    % (self.process.returncode, self.log_text()))
+            try:
+                conn = http.client.HTTPConnection('127.0.0.1', self.port,
+                                                  timeout=2)
+                try:
+                    conn.request('GET', '/healthcheck')
+                    if conn.getresponse().status == 200:
+                        return
+                finally:
+                    conn.close()
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise ServerFailed("snapdriver-api did not answer GET /healthcheck "
+                           "on port %d within %ss:\n%s"
+                           % (self.port, START_TIMEOUT, self.log_text()))
+
+    def _stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(STOP_TIMEOUT)
+                raise ServerFailed(
+                    "snapdriver-api ignored SIGTERM for %ss and was killed:"
+                    "\n%s" % (STOP_TIMEOUT, self.log_text()))
+        if self.process.returncode != 0:
+            raise ServerFailed("snapdriver-api exited with %s:\n%s"
+                               % (self.process.returncode, self.log_text()))
+
+
+
+def run_to_exit(config_path, env=None, timeout=START_TIMEOUT):
+    """Run snapdriver-api with a configuration that must not start.
+
+    :returns: (exit code, combined stdout and stderr).
+    :raises: ServerFailed if it is still running after ``timeout``.
+    """
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    try:
+        done = subprocess.run(
+            console_script() + ['--config-file', config_path],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, env=full_env, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise ServerFailed("snapdriver-api was expected to exit at start-up "
+                           "but ran for %ss:\n%s"
+                           % (timeout, (e.output or b'').decode(
+                               'utf-8', 'replace')))
+    return done.returncode, done.stdout.decode('utf-8', 'replace')

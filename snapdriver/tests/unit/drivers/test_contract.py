@@ -1,0 +1,69 @@
+"""The driver contract suite against the fake driver and every stub."""
+
+from snapdriver.drivers import fake
+from snapdriver.drivers import loader
+from snapdriver.tests import base
+from snapdriver.tests import contract
+
+
+class FakeHost(contract.Host):
+
+    def __init__(self):
+        # Through stevedore, as the service loads it.
+        self._driver = loader.load('fake')
+
+    def driver(self):
+        return self._driver
+
+    def add_volume(self, volume_id, layers=3, running=True):
+        names = ['%s.%d' % (volume_id, i) for i in range(layers - 1, 0, -1)]
+        names.append(volume_id)
+        self._driver.add_guest({
+            'name': 'guest-' + volume_id,
+            'state': 'running' if running else 'shutoff',
+            'disks': [{'target': 'vda', 'serial': 'other-volume',
+                       'directory': '/share/other', 'chain': ['other']},
+                      {'target': 'vdb', 'serial': volume_id,
+                       'directory': '/share/' + volume_id, 'chain': names}]})
+        return names
+
+    def add_file(self, volume_id, name, backing=None, fmt='qcow2'):
+        self._driver.add_file(volume_id, name, fmt=fmt, backing=backing)
+
+
+class TestFakeDriverContract(contract.DriverContractTests, base.TestCase):
+
+    def make_host(self):
+        return FakeHost()
+
+
+def _stub_case(name):
+    class StubContract(contract.UnsupportedDriverContractTests,
+                       base.TestCase):
+        driver_name = name
+
+        def make_host(self):
+            driver = loader.load(name)
+
+            class StubHost(contract.Host):
+                def driver(self):
+                    return driver
+
+                def add_volume(self, volume_id, layers=3, running=True):
+                    raise AssertionError('stubs host no volumes')
+
+                def add_file(self, volume_id, name, backing=None,
+                             fmt='qcow2'):
+                    raise AssertionError('stubs host no files')
+            return StubHost()
+
+    StubContract.__name__ = 'Test%sStubContract' % name.capitalize()
+    StubContract.__qualname__ = StubContract.__name__
+    return StubContract
+
+
+STUBS = ('vmware', 'hyperv', 'ironic', 'zvm', 'powervm', 'xenapi')
+for _name in STUBS:
+    _case = _stub_case(_name)
+    globals()[_case.__name__] = _case
+del _name, _case, fake
