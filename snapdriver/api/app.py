@@ -42,7 +42,7 @@ def setup_app(operations):
         force_canonical=False,
         guess_content_type_from_ext=False,
         debug=False)
-    application = faults.JsonErrors(application)
+    application = middleware.JsonBody(faults.JsonErrors(application))
     application = middleware.SkipPublicPaths(application,
                                              _authenticate(application))
     application = middleware.RequestLimits(

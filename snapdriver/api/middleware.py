@@ -1,6 +1,7 @@
 """WSGI middleware of the API, assembled in code by :mod:`app`."""
 
 import io
+import json
 import re
 import time
 import uuid
@@ -17,6 +18,7 @@ LOG = log.getLogger(__name__)
 REQUEST_ID_ENV = 'openstack.request_id'
 GLOBAL_REQUEST_ID_ENV = 'openstack.global_request_id'
 VERSION_ENV = 'snapdriver.microversion'
+JSON_ENV = 'snapdriver.json_body'
 _REQUEST_ID = re.compile(
     r'^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
 
@@ -130,6 +132,50 @@ class RequestLimits:
     def _too_large(self):
         return faults.fault_response(
             413, "The request body is larger than %d bytes." % self.max_body)
+
+
+class JsonBody:
+    """Parse a request's JSON body once, before the framework sees it.
+
+    Pecan would otherwise try to decode it itself and answer a body that
+    is not UTF-8 with a bare 400. The parsed document goes to
+    ``environ[JSON_ENV]``; a body that is not JSON is a 400 fault and a
+    body of another media type a 415.
+    """
+
+    _METHODS = ('POST', 'PUT', 'PATCH')
+    _TYPES = ('application/json', '')
+
+    def __init__(self, application):
+        self.application = application
+
+    def __call__(self, environ, start_response):
+        if environ.get('REQUEST_METHOD') in self._METHODS:
+            try:
+                environ[JSON_ENV] = self._parse(webob.Request(environ))
+            except exception.SnapdriverException as e:
+                response = faults.fault_response(e.code, e.message)
+                return response(environ, start_response)
+        return self.application(environ, start_response)
+
+    def _parse(self, request):
+        content_type = (request.content_type or '').lower()
+        if content_type not in self._TYPES:
+            raise UnsupportedMediaType(content_type=request.content_type)
+        try:
+            return json.loads(request.body.decode('utf-8'))
+        except UnicodeDecodeError:
+            raise exception.Invalid(
+                "Malformed request body: it is not UTF-8.")
+        except ValueError as e:
+            raise exception.Invalid(
+                "Malformed request body: it is not JSON (%s)." % e)
+
+
+class UnsupportedMediaType(exception.SnapdriverException):
+    code = 415
+    msg_fmt = ("Unsupported Content-Type %(content_type)r: send "
+               "application/json.")
 
 
 class NoAuth:

@@ -13,32 +13,11 @@ import pecan
 from pecan import rest
 
 from snapdriver.api import microversion
+from snapdriver.api import middleware
 from snapdriver.api.schemas import assisted_volume_snapshots as schemas
 from snapdriver.api import validation
 from snapdriver import exception
 from snapdriver import policy
-
-_JSON_TYPES = ('application/json', '')
-
-
-def _parse_body(request):
-    content_type = (request.content_type or '').lower()
-    if content_type not in _JSON_TYPES:
-        raise UnsupportedMediaType(content_type=request.content_type)
-    try:
-        return json.loads(request.body.decode('utf-8'))
-    except UnicodeDecodeError:
-        raise exception.Invalid("Malformed request body: it is not UTF-8.")
-    except ValueError as e:
-        raise exception.Invalid("Malformed request body: it is not JSON "
-                                "(%s)." % e)
-
-
-class UnsupportedMediaType(exception.SnapdriverException):
-    code = 415
-    msg_fmt = ("Unsupported Content-Type %(content_type)r: send "
-               "application/json.")
-
 
 def _parse_delete_query(request):
     try:
@@ -89,7 +68,7 @@ class AssistedVolumeSnapshotsController(rest.RestController):
     @pecan.expose('json')
     def post(self, **kwargs):
         context = self._context(policy.CREATE)
-        body = _parse_body(pecan.request)
+        body = pecan.request.environ.get(middleware.JSON_ENV)
         validation.validate(schemas.create, body)
         snapshot = body['snapshot']
         create_info = snapshot['create_info']
