@@ -4,6 +4,7 @@ from importlib import metadata
 
 from oslo_log import log
 from stevedore import driver as stevedore_driver
+from stevedore import exception as stevedore_exception
 
 from snapdriver import exception
 
@@ -37,10 +38,14 @@ def load(name, namespace=NAMESPACE):
         raise exception.DriverLoadError(
             driver=name, reason="%s: %s" % (type(error).__name__, error))
 
-    manager = stevedore_driver.DriverManager(
-        namespace=namespace, name=name, invoke_on_load=True,
-        on_load_failure_callback=failed,
-        on_missing_entrypoints_callback=missing)
+    try:
+        manager = stevedore_driver.DriverManager(
+            namespace=namespace, name=name, invoke_on_load=True,
+            on_load_failure_callback=failed,
+            on_missing_entrypoints_callback=missing)
+    except stevedore_exception.NoMatches:
+        # Some stevedore releases raise before calling ``missing``.
+        missing([name])
     plugin = manager.driver
     plugin.name = name
     LOG.info("Loaded %s %r (%s)", namespace, name, type(plugin).__name__)

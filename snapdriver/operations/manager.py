@@ -165,12 +165,13 @@ class OperationManager:
             start = operation.volume_id not in self._busy
             if start:
                 self._busy.add(operation.volume_id)
+            accepted = operation.to_dict()
         LOG.info("Accepted %s of snapshot %s on disk %s of guest %s "
                  "(operation %s)", operation.kind, operation.snapshot_id,
                  operation.disk, operation.guest, operation.id)
         if start:
             self._pool.submit(self._drain, operation.volume_id)
-        return operation.to_dict()
+        return accepted
 
     def query(self, context, snapshot_id):
         """The operations of ``snapshot_id``, oldest first.

@@ -1,0 +1,146 @@
+"""The operation manager: ordering, re-validation, failure reporting."""
+
+import threading
+import time
+
+from snapdriver.drivers import fake
+from snapdriver import exception
+from snapdriver.operations import manager as manager_mod
+from snapdriver.tests import base
+from snapdriver.tests import contract
+
+
+class GatedFakeDriver(fake.FakeDriver):
+    """Blocks each operation until the test opens the gate."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = threading.Event()
+        self.order = []
+
+    def _apply(self, plan):
+        self.gate.wait(10)
+        self.order.append(plan.snapshot_id)
+        return super()._apply(plan)
+
+
+class TestManager(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.driver = GatedFakeDriver()
+        self.driver.name = 'fake'
+        for volume in ('v1', 'v2'):
+            self.driver.add_guest({'name': 'g-' + volume, 'disks': [
+                {'target': 'vda', 'serial': volume, 'directory': '/d',
+                 'chain': ['a', 'b', 'c', 'd']}]})
+        self.reporter = contract.RecordingReporter()
+        self.manager = manager_mod.OperationManager(self.driver,
+                                                    self.reporter)
+        self.addCleanup(self.manager.stop)
+        self.addCleanup(self.driver.gate.set)
+
+    def _delete(self, volume, snapshot_id, top, base_name):
+        return self.manager.accept(None, {
+            'kind': 'delete', 'volume_id': volume, 'snapshot_id': snapshot_id,
+            'file_to_merge': top, 'merge_target_file': base_name})
+
+    def _wait_for_state(self, snapshot_id, state):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.manager.query(None, snapshot_id)[0]['state'] == state:
+                return
+            time.sleep(0.005)
+        self.fail('%s never reached %s' % (snapshot_id, state))
+
+    def test_one_volume_runs_in_order(self):
+        self.assertEqual('queued', self._delete('v1', 's1', 'b', 'c')['state'])
+        self._delete('v1', 's2', 'c', 'd')
+        self._wait_for_state('s1', 'running')
+        self.assertEqual('queued', self.manager.query(None, 's2')[0]['state'])
+        self.driver.gate.set()
+        self.assertTrue(self.manager.wait_idle(10))
+        self.assertEqual(['s1', 's2'], self.driver.order)
+        self.assertEqual(['a', 'd'], self.driver.locate_disk('v1').names)
+
+    def test_chain_is_validated_again_before_running(self):
+        # Accepted against a chain that an earlier operation then changes.
+        self._delete('v1', 's1', None, None)
+        self._delete('v1', 's2', 'b', 'c')
+        self.driver.gate.set()
+        self.assertTrue(self.manager.wait_idle(10))
+        [late] = self.manager.query(None, 's2')
+        self.assertEqual('failed', late['state'])
+        self.assertIn("'b' is not in the backing chain", late['error'])
+        self.assertEqual([('s1', 'deleting', '90%'),
+                          ('s2', 'error_deleting', '90%')],
+                         self.reporter.reports)
+
+    def test_volumes_run_in_parallel(self):
+        self._delete('v1', 's1', 'b', 'c')
+        self._delete('v2', 's2', 'b', 'c')
+        # Both are taken up before the gate opens: neither waits for the
+        # other's volume.
+        self._wait_for_state('s1', 'running')
+        self._wait_for_state('s2', 'running')
+
+    def test_driver_failure_is_reported(self):
+        self.driver.gate.set()
+        self.driver.add_guest({'name': 'gf', 'disks': [
+            {'target': 'vda', 'serial': 'vf', 'directory': '/d',
+             'chain': ['a', 'b'], 'fail': ['create']}]})
+        self.driver.add_file('vf', 'new', backing='a')
+        self.manager.accept(None, {'kind': 'create', 'volume_id': 'vf',
+                                   'snapshot_id': 'sf', 'new_file': 'new'})
+        self.assertTrue(self.manager.wait_idle(10))
+        [operation] = self.manager.query(None, 'sf')
+        self.assertEqual('failed', operation['state'])
+        self.assertIn('told to fail create', operation['error'])
+        self.assertEqual([('sf', 'error', '90%')], self.reporter.reports)
+
+    def test_unexpected_driver_error_is_reported(self):
+        self.driver.gate.set()
+
+        def explode(plan):
+            raise RuntimeError('boom')
+        self.driver.delete_snapshot = explode
+        self._delete('v1', 's1', 'b', 'c')
+        self.assertTrue(self.manager.wait_idle(10))
+        [operation] = self.manager.query(None, 's1')
+        self.assertIn('unexpected RuntimeError in the fake driver: boom',
+                      operation['error'])
+        self.assertEqual('error_deleting', self.reporter.reports[0][1])
+
+    def test_reporter_failure_is_recorded(self):
+        self.driver.gate.set()
+
+        def refuse(*args, **kwargs):
+            raise IOError('cinder unreachable')
+        self.reporter.report = refuse
+        self._delete('v1', 's1', 'b', 'c')
+        self.assertTrue(self.manager.wait_idle(10))
+        [operation] = self.manager.query(None, 's1')
+        self.assertEqual('pending', operation['status_report']['delivery'])
+        self.assertIn('cinder unreachable',
+                      operation['status_report']['detail'])
+
+    def test_unknown_snapshot(self):
+        self.assertRaises(exception.OperationNotFound, self.manager.query,
+                          None, 'nope')
+
+    def test_history_is_bounded(self):
+        self.driver.gate.set()
+        manager = manager_mod.OperationManager(self.driver, self.reporter,
+                                               history=2)
+        self.addCleanup(manager.stop)
+        for i in range(4):
+            self.driver.add_file('v2', 'n%d' % i,
+                                 backing=self.driver.locate_disk('v2')
+                                 .active.name)
+            manager.accept(None, {'kind': 'create', 'volume_id': 'v2',
+                                  'snapshot_id': 's%d' % i,
+                                  'new_file': 'n%d' % i})
+            self.assertTrue(manager.wait_idle(10))
+        self.assertRaises(exception.OperationNotFound, manager.query, None,
+                          's0')
+        self.assertEqual(1, len(manager.query(None, 's3')))

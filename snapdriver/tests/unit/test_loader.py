@@ -1,0 +1,60 @@
+"""Driver and reporter loading through stevedore."""
+
+from unittest import mock
+
+from snapdriver.drivers import fake
+from snapdriver.drivers import loader
+from snapdriver.drivers import stubs
+from snapdriver import exception
+from snapdriver.operations import reporter
+from snapdriver.tests import base
+
+
+class TestLoader(base.TestCase):
+
+    def test_in_tree_drivers_are_installed(self):
+        names = loader.installed_names()
+        for name in ('fake', 'libvirt', 'vmware', 'hyperv', 'ironic', 'zvm',
+                     'powervm', 'xenapi'):
+            self.assertIn(name, names)
+
+    def test_load_sets_name(self):
+        driver = loader.load('zvm')
+        self.assertIsInstance(driver, stubs.ZVMDriver)
+        self.assertEqual('zvm', driver.name)
+        self.assertIsInstance(loader.load('fake'), fake.FakeDriver)
+
+    def test_unknown_name_lists_installed(self):
+        error = self.assertRaises(exception.DriverNotFound, loader.load,
+                                  'nosuch')
+        self.assertIn("'nosuch'", str(error))
+        self.assertIn('fake', str(error))
+        self.assertIn('libvirt', str(error))
+
+    def test_constructor_failure_keeps_its_message(self):
+        self.conf.config(inventory_file='/nonexistent/inv.json',
+                         group='fake')
+        error = self.assertRaises(exception.DriverLoadError, loader.load,
+                                  'fake')
+        self.assertIn('/nonexistent/inv.json', str(error))
+
+    def test_import_error_shows_cause(self):
+        with mock.patch.object(fake, 'FakeDriver',
+                               side_effect=ImportError('no module x')):
+            error = self.assertRaises(exception.DriverLoadError,
+                                      loader.load, 'fake')
+        self.assertIn('ImportError: no module x', str(error))
+
+    def test_reporters(self):
+        self.assertIsInstance(loader.load('log', reporter.NAMESPACE),
+                              reporter.LogReporter)
+
+
+class TestStatusValues(base.TestCase):
+
+    def test_cinder_status_values(self):
+        self.assertEqual('creating', reporter.status_for('create', True))
+        self.assertEqual('error', reporter.status_for('create', False))
+        self.assertEqual('deleting', reporter.status_for('delete', True))
+        self.assertEqual('error_deleting',
+                         reporter.status_for('delete', False))
