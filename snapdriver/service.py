@@ -8,6 +8,7 @@ from oslo_log import log
 from snapdriver.conf import CONF
 from snapdriver.drivers import loader
 from snapdriver.operations import api as operations_api
+from snapdriver.operations import journal
 from snapdriver.operations import manager as manager_mod
 from snapdriver.operations import reporter as reporter_mod
 from snapdriver import version
@@ -33,8 +34,12 @@ def build_operations():
     driver = loader.load(CONF.driver)
     reporter = loader.load(CONF.status_reporter, reporter_mod.NAMESPACE)
     manager = manager_mod.OperationManager(
-        driver, reporter, workers=CONF.operation_workers,
-        history=CONF.operation_history)
+        driver, reporter, journal.Journal(CONF.database.connection),
+        workers=CONF.operation_workers, history=CONF.operation_history)
+    taken_up = manager.recover()
+    if taken_up:
+        LOG.info("Took up %d unfinished operation(s) from the journal",
+                 taken_up)
     return operations_api.LocalOperationsAPI(manager), manager
 
 

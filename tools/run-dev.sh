@@ -20,6 +20,9 @@ driver = fake
 auth_strategy = noauth
 status_reporter = log
 
+[database]
+connection = sqlite:///$run/snapdriver.sqlite
+
 [api]
 bind_host = 127.0.0.1
 bind_port = $port

@@ -8,13 +8,14 @@ from oslo_config import cfg
 from oslo_log import log
 
 from snapdriver.conf import api
+from snapdriver.conf import database
 from snapdriver.conf import default
 from snapdriver.conf import fake
 from snapdriver.conf import libvirt
 
 CONF = cfg.CONF
 
-MODULES = (default, api, fake, libvirt)
+MODULES = (default, api, database, fake, libvirt)
 
 for _module in MODULES:
     _module.register_opts(CONF)

@@ -30,7 +30,8 @@ opts = [
                     "time, in order)."),
     cfg.IntOpt('operation_history',
                default=1000, min=1,
-               help="How many finished operations are kept for GET."),
+               help="How many finished and reported operations the journal "
+                    "keeps for GET; older ones are forgotten."),
 ]
 
 

@@ -108,3 +108,15 @@ class BaseDriver(abc.ABC):
         :returns: the disk's chain afterwards (names, active first).
         :raises: OperationFailed, UnsupportedOperation
         """
+
+    def wait_for_pending(self, disk):
+        """Wait for work left running on ``disk`` by an earlier process.
+
+        Called when snapdriver restarts with an operation journalled as
+        running: a hypervisor that keeps block jobs going across our restart
+        (libvirt does) must let that job end before the chain is judged.
+
+        :returns: True if there was something to wait for.
+        :raises: OperationFailed if that work failed or timed out.
+        """
+        return False

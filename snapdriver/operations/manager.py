@@ -10,32 +10,43 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The operation manager: validates, queues, runs and reports operations.
+"""The operation manager: validates, journals, runs and reports operations.
 
-Accepting an operation is synchronous: the driver locates the disk and the
-chain rules validate the request against its current chain, so a caller
-gets its 400 before anything changes. Running it is not: each volume has a
-queue, operations on one volume run one at a time in the order accepted,
-and operations on different volumes run in parallel on a bounded pool.
-Just before it runs, an operation is validated again against the chain as
-it is then (an earlier operation on the volume may have changed it).
+Accepting is synchronous: the driver locates the disk and the chain rules
+validate the request against its current chain, so a caller gets its 400
+before anything changes; then the operation is written to the journal, and
+only then does the caller get its 200/204.
 
-The outcome always goes to the status reporter with Cinder's status value.
+Running is not: each volume has a queue, operations on one volume run one
+at a time in the order accepted, and operations on different volumes run
+in parallel on a bounded pool. Just before it runs, an operation is
+validated again against the chain as it is then (an earlier operation on
+the volume may have changed it). Every step is journalled first.
+
+The outcome goes to the status reporter, with Cinder's status value, on a
+pool of its own so that a slow Cinder does not hold up the next operation.
+
+After a restart, :meth:`OperationManager.recover` takes up every operation
+the journal shows unfinished: queued ones run; one that was running is
+settled by looking at the disk (a block job still running is waited for;
+the chain tells whether the work was done); undelivered reports are sent.
+
+A request repeated for a snapshot id that already has a queued, running or
+successful operation of the same kind does not run twice: the caller gets
+the same answer, and a finished outcome is reported again.
 """
 
 import collections
 import concurrent.futures
-import dataclasses
-import datetime
 import threading
-import typing
 import uuid
 
 from oslo_log import log
-from oslo_utils import timeutils
 
 from snapdriver import chain
+from snapdriver import context as context_mod
 from snapdriver import exception
+from snapdriver.operations import journal as journal_mod
 from snapdriver.operations import reporter as reporter_mod
 
 LOG = log.getLogger(__name__)
@@ -44,64 +55,58 @@ QUEUED = 'queued'
 RUNNING = 'running'
 SUCCEEDED = 'succeeded'
 FAILED = 'failed'
-FINISHED = (SUCCEEDED, FAILED)
+ACTIVE = (QUEUED, RUNNING)
+FINAL = (SUCCEEDED, FAILED)
+
+PENDING = 'pending'
+
+
+class DuplicateRequest(exception.Conflict):
+    msg_fmt = ("Snapshot %(snapshot_id)s already has a %(kind)s operation "
+               "(%(operation)s, %(state)s) with different parameters: "
+               "%(existing)s.")
 
 
 def _iso(moment):
     return moment.isoformat() + 'Z' if moment else None
 
 
-@dataclasses.dataclass
-class Operation:
-    """One accepted create or delete and what became of it."""
-    snapshot_id: str
-    volume_id: str
-    kind: str
-    request: dict
-    context: typing.Any
-    guest: str
-    disk: str
-    chain_before: list
-    id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
-    state: str = QUEUED
-    error: typing.Optional[str] = None
-    chain_after: typing.Optional[list] = None
-    status: typing.Optional[str] = None
-    report: typing.Optional[reporter_mod.Delivery] = None
-    created_at: datetime.datetime = dataclasses.field(
-        default_factory=timeutils.utcnow)
-    started_at: typing.Optional[datetime.datetime] = None
-    finished_at: typing.Optional[datetime.datetime] = None
+def _request_kind(request):
+    return chain.CREATE if request['kind'] == chain.CREATE else 'delete'
 
-    def to_dict(self):
-        """The operation as the API shows it (no credentials)."""
-        duration = None
-        if self.started_at and self.finished_at:
-            duration = round(
-                (self.finished_at - self.started_at).total_seconds(), 3)
-        return {
-            'id': self.id,
-            'snapshot_id': self.snapshot_id,
-            'volume_id': self.volume_id,
-            'kind': self.kind,
-            'state': self.state,
-            'error': self.error,
-            'guest': self.guest,
-            'disk': self.disk,
-            'request': dict(self.request),
-            'chain_before': list(self.chain_before),
-            'chain': list(self.chain_after or self.chain_before),
-            'created_at': _iso(self.created_at),
-            'started_at': _iso(self.started_at),
-            'finished_at': _iso(self.finished_at),
-            'duration_seconds': duration,
-            'status_report': {
-                'status': self.status,
-                'progress': reporter_mod.PROGRESS if self.status else None,
-                'delivery': self.report.state if self.report else None,
-                'detail': self.report.detail if self.report else None,
-            },
-        }
+
+def to_api(row):
+    """An operation as the API shows it (no credentials)."""
+    duration = None
+    if row['started_at'] and row['finished_at']:
+        duration = round(
+            (row['finished_at'] - row['started_at']).total_seconds(), 3)
+    return {
+        'id': row['id'],
+        'snapshot_id': row['snapshot_id'],
+        'volume_id': row['volume_id'],
+        'kind': row['kind'],
+        'state': row['state'],
+        'error': row['error'],
+        'guest': row['guest'],
+        'disk': row['disk'],
+        'request': dict(row['request']),
+        'chain_before': list(row['chain_before'] or []),
+        'expected_chain': list(row['expected_chain'] or []),
+        'chain': list(row['chain_after'] or row['chain_before'] or []),
+        'created_at': _iso(row['created_at']),
+        'started_at': _iso(row['started_at']),
+        'finished_at': _iso(row['finished_at']),
+        'duration_seconds': duration,
+        'status_report': {
+            'status': row['status'],
+            'progress': reporter_mod.PROGRESS if row['status'] else None,
+            'delivery': row['delivery'],
+            'detail': row['delivery_detail'],
+            'attempts': row['report_attempts'],
+            'reported_at': _iso(row['reported_at']),
+        },
+    }
 
 
 class OperationManager:
@@ -109,21 +114,30 @@ class OperationManager:
 
     :param driver: a loaded :class:`snapdriver.drivers.base.BaseDriver`.
     :param reporter: a :class:`snapdriver.operations.reporter.StatusReporter`.
+    :param journal: a :class:`snapdriver.operations.journal.Journal`; an
+        in-memory SQLite one when None (tests).
     :param workers: operations that may run at once (different volumes).
-    :param history: finished operations kept for :meth:`query`.
+    :param history: finished, reported operations kept in the journal.
     """
 
-    def __init__(self, driver, reporter, workers=8, history=1000):
+    def __init__(self, driver, reporter, journal=None, workers=8,
+                 history=1000, report_workers=4):
         self.driver = driver
         self.reporter = reporter
+        self.journal = journal or journal_mod.Journal('sqlite://')
         self._history = history
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix='snapdriver-op')
+        self._report_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=report_workers, thread_name_prefix='snapdriver-rep')
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._queues = collections.defaultdict(collections.deque)
         self._busy = set()
-        self._operations = collections.OrderedDict()
+        self._reporting = 0
+        # Serialises accepts of one snapshot id (idempotency check, then
+        # insert), without serialising unrelated accepts.
+        self._accept_locks = [threading.Lock() for _ in range(64)]
 
     # Pre-flight: the same checks at accept time and at run time.
 
@@ -143,8 +157,10 @@ class OperationManager:
                                  request.get('file_to_merge'),
                                  request.get('merge_target_file'))
 
+    # The narrow interface: accept and query.
+
     def accept(self, context, request):
-        """Validate ``request`` and queue it.
+        """Validate ``request``, journal it and queue it.
 
         :param request: a dict: ``kind`` (create or delete), ``volume_id``,
             ``snapshot_id``, and ``new_file`` (create) or ``file_to_merge``
@@ -153,24 +169,32 @@ class OperationManager:
         :raises: a SnapdriverException with a 4xx code when the request
             cannot be carried out; nothing has changed then.
         """
-        plan = self._plan(request)
-        operation = Operation(
-            snapshot_id=request['snapshot_id'], volume_id=request['volume_id'],
-            kind=plan.kind, request=dict(request), context=context,
-            guest=plan.disk.guest, disk=plan.disk.target,
-            chain_before=plan.disk.names)
-        with self._lock:
-            self._operations[operation.id] = operation
-            self._queues[operation.volume_id].append(operation)
-            start = operation.volume_id not in self._busy
-            if start:
-                self._busy.add(operation.volume_id)
-            accepted = operation.to_dict()
+        lock = self._accept_locks[hash(request['snapshot_id']) % 64]
+        with lock:
+            existing = self._find_repeat(request)
+            if existing is not None:
+                return existing
+            plan = self._plan(request)
+            row = self.journal.add({
+                'id': str(uuid.uuid4()),
+                'snapshot_id': request['snapshot_id'],
+                'volume_id': request['volume_id'],
+                'kind': plan.kind,
+                'request': dict(request),
+                'context': context.to_dict() if context else None,
+                'guest': plan.disk.guest,
+                'disk': plan.disk.target,
+                'state': QUEUED,
+                'chain_before': plan.disk.names,
+                'expected_chain': list(plan.expected_chain),
+                'report_attempts': 0,
+                'created_at': journal_mod.utcnow(),
+            })
         LOG.info("Accepted %s of snapshot %s on disk %s of guest %s "
-                 "(operation %s)", operation.kind, operation.snapshot_id,
-                 operation.disk, operation.guest, operation.id)
-        if start:
-            self._pool.submit(self._drain, operation.volume_id)
+                 "(operation %s)", row['kind'], row['snapshot_id'],
+                 row['disk'], row['guest'], row['id'])
+        accepted = to_api(row)
+        self._enqueue(row)
         return accepted
 
     def query(self, context, snapshot_id):
@@ -178,25 +202,78 @@ class OperationManager:
 
         :raises: OperationNotFound
         """
-        with self._lock:
-            found = [op.to_dict() for op in self._operations.values()
-                     if op.snapshot_id == snapshot_id]
-        if not found:
+        rows = self.journal.by_snapshot(snapshot_id)
+        if not rows:
             raise exception.OperationNotFound(snapshot_id=snapshot_id)
-        return found
+        return [to_api(row) for row in rows]
+
+    def _find_repeat(self, request):
+        kind = _request_kind(request)
+        for row in reversed(self.journal.by_snapshot(request['snapshot_id'])):
+            if _request_kind(row['request']) != kind:
+                continue
+            if row['state'] == FAILED:
+                # A failed operation may be tried again.
+                return None
+            if row['request'] != request:
+                raise DuplicateRequest(
+                    snapshot_id=request['snapshot_id'], kind=kind,
+                    operation=row['id'], state=row['state'],
+                    existing=row['request'])
+            LOG.info("Snapshot %s: repeated %s request; operation %s is "
+                     "%s, not running it again", row['snapshot_id'], kind,
+                     row['id'], row['state'])
+            if row['state'] == SUCCEEDED:
+                self._schedule_report(row['id'])
+            return to_api(row)
+        return None
+
+    # Recovery after a restart.
+
+    def recover(self):
+        """Take up what the journal shows unfinished.
+
+        :returns: the number of operations taken up.
+        """
+        rows = self.journal.unfinished(FINAL)
+        for row in rows:
+            if row['state'] in FINAL:
+                LOG.info("Recovery: delivering the %s report of snapshot "
+                         "%s (operation %s)", row['status'],
+                         row['snapshot_id'], row['id'])
+                self._schedule_report(row['id'])
+            else:
+                LOG.info("Recovery: resuming %s %s of snapshot %s "
+                         "(operation %s)", row['state'], row['kind'],
+                         row['snapshot_id'], row['id'])
+                self._enqueue(row)
+        return len(rows)
+
+    # Waiting and stopping (tests, shutdown).
 
     def wait_idle(self, timeout=None):
-        """Block until no operation is queued or running (tests, shutdown).
+        """Block until nothing is queued, running or being reported.
 
         :returns: True when idle, False on timeout.
         """
         with self._idle:
-            return self._idle.wait_for(lambda: not self._busy, timeout)
+            return self._idle.wait_for(
+                lambda: not self._busy and not self._reporting, timeout)
 
     def stop(self):
         self._pool.shutdown(wait=True)
+        self._report_pool.shutdown(wait=True)
 
     # Background work.
+
+    def _enqueue(self, row):
+        with self._lock:
+            self._queues[row['volume_id']].append(row['id'])
+            start = row['volume_id'] not in self._busy
+            if start:
+                self._busy.add(row['volume_id'])
+        if start:
+            self._pool.submit(self._drain, row['volume_id'])
 
     def _drain(self, volume_id):
         while True:
@@ -207,67 +284,118 @@ class OperationManager:
                     del self._queues[volume_id]
                     self._idle.notify_all()
                     return
-                operation = queue.popleft()
+                operation_id = queue.popleft()
             try:
-                self._run(operation)
+                self._run(self.journal.get(operation_id))
             except Exception:
-                # _run records every failure; this guards the queue itself.
-                LOG.exception("Operation %s crashed", operation.id)
+                # _run journals every failure; this guards the queue.
+                LOG.exception("Operation %s crashed", operation_id)
 
-    def _run(self, operation):
-        if operation.context is not None:
+    def _run(self, row):
+        if row['context']:
             # Log lines of the background work carry the request's ids.
-            operation.context.update_store()
-        operation.state = RUNNING
-        operation.started_at = timeutils.utcnow()
+            context_mod.RequestContext.from_dict(row['context']).update_store()
+        resumed = row['state'] == RUNNING
         try:
-            plan = self._plan(operation.request)
-            if plan.kind == chain.CREATE:
-                result = self.driver.create_snapshot(plan)
+            if resumed:
+                result = self._settle(row)
             else:
-                result = self.driver.delete_snapshot(plan)
+                result = self._execute(row)
         except exception.SnapdriverException as e:
-            self._finish(operation, FAILED, error=str(e))
+            self._finish(row, FAILED, error=str(e))
         except Exception as e:
-            LOG.exception("Operation %s failed unexpectedly", operation.id)
-            self._finish(operation, FAILED,
+            LOG.exception("Operation %s failed unexpectedly", row['id'])
+            self._finish(row, FAILED,
                          error="unexpected %s in the %s driver: %s"
                          % (type(e).__name__, self.driver.name, e))
         else:
-            self._finish(operation, SUCCEEDED, chain_after=list(result))
-        self._report(operation)
-        self._trim()
+            self._finish(row, SUCCEEDED, chain_after=list(result))
+        self._schedule_report(row['id'])
 
-    def _finish(self, operation, state, error=None, chain_after=None):
-        operation.state = state
-        operation.error = error
-        operation.chain_after = chain_after
-        operation.finished_at = timeutils.utcnow()
-        operation.status = reporter_mod.status_for(
-            chain.CREATE if operation.kind == chain.CREATE else 'delete',
-            state == SUCCEEDED)
+    def _execute(self, row):
+        plan = self._plan(row['request'])
+        row.update(chain_before=plan.disk.names,
+                   expected_chain=list(plan.expected_chain))
+        self.journal.update(row['id'], state=RUNNING,
+                            started_at=journal_mod.utcnow(),
+                            chain_before=row['chain_before'],
+                            expected_chain=row['expected_chain'])
+        if plan.kind == chain.CREATE:
+            return self.driver.create_snapshot(plan)
+        return self.driver.delete_snapshot(plan)
+
+    def _settle(self, row):
+        """Finish an operation that was running when snapdriver stopped.
+
+        The disk tells what happened: a block job still running is waited
+        for; then the chain is the expected one (the work was done), the
+        one before (it never happened, or was cancelled: run it now), or
+        something else (fail, naming both).
+        """
+        disk = self.driver.locate_disk(row['volume_id'])
+        if self.driver.wait_for_pending(disk):
+            disk = self.driver.locate_disk(row['volume_id'])
+        if disk.names == row['expected_chain']:
+            LOG.info("Operation %s had finished its work before the "
+                     "restart", row['id'])
+            return disk.names
+        if disk.names == row['chain_before']:
+            LOG.info("Operation %s had not changed the disk before the "
+                     "restart; running it now", row['id'])
+            return self._execute(row)
+        raise exception.OperationFailed(
+            reason="after a restart of snapdriver the chain of disk %s is "
+                   "%s, neither the chain before the operation (%s) nor the "
+                   "expected one (%s)"
+                   % (row['disk'], ' -> '.join(disk.names),
+                      ' -> '.join(row['chain_before']),
+                      ' -> '.join(row['expected_chain'])))
+
+    def _finish(self, row, state, error=None, chain_after=None):
+        status = reporter_mod.status_for(_request_kind(row['request']),
+                                         state == SUCCEEDED)
+        # Outcome and the report to make are journalled together, so a
+        # restart from here on only has to deliver the report.
+        self.journal.update(row['id'], state=state, error=error,
+                            chain_after=chain_after, status=status,
+                            delivery=PENDING,
+                            finished_at=journal_mod.utcnow())
         if error:
             LOG.error("%s of snapshot %s on disk %s of guest %s failed: %s",
-                      operation.kind, operation.snapshot_id, operation.disk,
-                      operation.guest, error)
+                      row['kind'], row['snapshot_id'], row['disk'],
+                      row['guest'], error)
         else:
             LOG.info("%s of snapshot %s done; chain of %s is now %s",
-                     operation.kind, operation.snapshot_id, operation.disk,
+                     row['kind'], row['snapshot_id'], row['disk'],
                      ' -> '.join(chain_after))
 
-    def _report(self, operation):
-        try:
-            operation.report = self.reporter.report(
-                operation.context, operation.snapshot_id, operation.status)
-        except Exception as e:
-            LOG.exception("Reporting status %s of snapshot %s failed",
-                          operation.status, operation.snapshot_id)
-            operation.report = reporter_mod.Delivery(
-                state='pending', detail="%s: %s" % (type(e).__name__, e))
-
-    def _trim(self):
+    def _schedule_report(self, operation_id):
         with self._lock:
-            finished = [op_id for op_id, op in self._operations.items()
-                        if op.state in FINISHED]
-            for op_id in finished[:max(0, len(finished) - self._history)]:
-                del self._operations[op_id]
+            self._reporting += 1
+        self._report_pool.submit(self._deliver, operation_id)
+
+    def _deliver(self, operation_id):
+        try:
+            row = self.journal.get(operation_id)
+            context = (context_mod.RequestContext.from_dict(row['context'])
+                       if row['context'] else None)
+            try:
+                delivery = self.reporter.report(context, row['snapshot_id'],
+                                                row['status'])
+            except Exception as e:
+                LOG.exception("Reporting status %s of snapshot %s failed",
+                              row['status'], row['snapshot_id'])
+                delivery = reporter_mod.Delivery(
+                    state=PENDING, detail="%s: %s" % (type(e).__name__, e))
+            self.journal.update(operation_id, delivery=delivery.state,
+                                delivery_detail=delivery.detail,
+                                report_attempts=row['report_attempts'] + 1,
+                                reported_at=journal_mod.utcnow())
+            self.journal.trim(FINAL, self._history)
+        except Exception:
+            LOG.exception("Delivering the report of operation %s failed",
+                          operation_id)
+        finally:
+            with self._lock:
+                self._reporting -= 1
+                self._idle.notify_all()

@@ -194,9 +194,13 @@ class TestQuery(base.ApiTestCase):
         self.assertEqual('succeeded', operation['state'])
         self.assertEqual(['new'] + base.CHAIN, operation['chain'])
         self.assertEqual(base.CHAIN, operation['chain_before'])
+        report = operation['status_report']
         self.assertEqual({'status': 'creating', 'progress': '90%',
-                          'delivery': 'delivered', 'detail': 'recorded'},
-                         operation['status_report'])
+                          'delivery': 'delivered', 'detail': 'recorded',
+                          'attempts': 1},
+                         {k: v for k, v in report.items()
+                          if k != 'reported_at'})
+        self.assertIsNotNone(report['reported_at'])
         self.assertIsNotNone(operation['finished_at'])
 
     def test_unknown_snapshot(self):

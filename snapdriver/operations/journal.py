@@ -1,0 +1,158 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The operation journal: every accepted operation, durably.
+
+An operation is written before the caller gets its 200/204, and every
+change of state is written before the next step, so that a restarted
+snapdriver knows what was accepted, how far each operation got, which
+outcome is known, and which status report has not been delivered yet.
+
+Embedded SQLite through SQLAlchemy by default (``[database] connection``),
+so a single hypervisor host needs no database server; any SQLAlchemy URL
+works. The schema is created on first use.
+"""
+
+import datetime
+import os
+import threading
+
+from oslo_log import log
+import sqlalchemy as sa
+from sqlalchemy import pool
+
+LOG = log.getLogger(__name__)
+
+_metadata = sa.MetaData()
+
+operations = sa.Table(
+    'operations', _metadata,
+    sa.Column('id', sa.String(36), primary_key=True),
+    sa.Column('seq', sa.Integer, nullable=False, index=True),
+    sa.Column('snapshot_id', sa.String(255), nullable=False, index=True),
+    sa.Column('volume_id', sa.String(255), nullable=False, index=True),
+    sa.Column('kind', sa.String(16), nullable=False),
+    sa.Column('request', sa.JSON, nullable=False),
+    sa.Column('context', sa.JSON),
+    sa.Column('guest', sa.String(255)),
+    sa.Column('disk', sa.String(64)),
+    sa.Column('state', sa.String(32), nullable=False, index=True),
+    sa.Column('error', sa.Text),
+    sa.Column('chain_before', sa.JSON),
+    sa.Column('expected_chain', sa.JSON),
+    sa.Column('chain_after', sa.JSON),
+    sa.Column('status', sa.String(32)),
+    sa.Column('delivery', sa.String(16)),
+    sa.Column('delivery_detail', sa.Text),
+    sa.Column('report_attempts', sa.Integer, nullable=False, default=0),
+    sa.Column('created_at', sa.DateTime, nullable=False),
+    sa.Column('started_at', sa.DateTime),
+    sa.Column('finished_at', sa.DateTime),
+    sa.Column('reported_at', sa.DateTime),
+)
+
+COLUMNS = [c.name for c in operations.columns]
+
+
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    cursor = dbapi_connection.cursor()
+    # WAL: readers (GET) do not block the writer; FULL: a committed
+    # transition survives a power cut, not just a crash of snapdriver.
+    cursor.execute('PRAGMA journal_mode=WAL')
+    cursor.execute('PRAGMA synchronous=FULL')
+    cursor.execute('PRAGMA busy_timeout=10000')
+    cursor.close()
+
+
+def create_engine(url):
+    """An engine for ``url``, with SQLite made safe for our threads."""
+    url = sa.engine.make_url(url)
+    if url.get_backend_name() != 'sqlite':
+        return sa.create_engine(url, pool_pre_ping=True, future=True)
+    kwargs = {'connect_args': {'check_same_thread': False}, 'future': True}
+    if url.database in (None, '', ':memory:'):
+        kwargs['poolclass'] = pool.StaticPool
+    else:
+        directory = os.path.dirname(os.path.abspath(url.database))
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        if not os.path.exists(url.database):
+            # It holds callers' tokens (the fallback for status reports).
+            os.close(os.open(url.database, os.O_CREAT | os.O_WRONLY, 0o600))
+    engine = sa.create_engine(url, **kwargs)
+    sa.event.listen(engine, 'connect', _sqlite_pragmas)
+    return engine
+
+
+class Journal:
+    """Rows of the ``operations`` table, as dicts."""
+
+    def __init__(self, url):
+        self.engine = create_engine(url)
+        _metadata.create_all(self.engine)
+        # SQLite has one writer at a time; serialising our own writers
+        # avoids busy retries between worker threads.
+        self._write_lock = threading.Lock()
+        with self.engine.connect() as conn:
+            self._seq = conn.execute(
+                sa.select(sa.func.max(operations.c.seq))).scalar() or 0
+
+    def add(self, record):
+        """Insert a new operation; ``seq`` orders operations as accepted."""
+        with self._write_lock, self.engine.begin() as conn:
+            self._seq += 1
+            record = dict(dict.fromkeys(COLUMNS), **record, seq=self._seq)
+            conn.execute(operations.insert().values(**record))
+        return record
+
+    def update(self, operation_id, **values):
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(operations.update()
+                         .where(operations.c.id == operation_id)
+                         .values(**values))
+
+    def _select(self, *where):
+        query = sa.select(operations).where(*where).order_by(
+            operations.c.seq)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def get(self, operation_id):
+        rows = self._select(operations.c.id == operation_id)
+        return rows[0] if rows else None
+
+    def by_snapshot(self, snapshot_id):
+        """Operations of a snapshot id, oldest first."""
+        return self._select(operations.c.snapshot_id == snapshot_id)
+
+    def unfinished(self, final_states):
+        """Operations whose work or whose status report is not finished."""
+        return self._select(sa.or_(
+            operations.c.state.not_in(final_states),
+            operations.c.delivery == 'pending'))
+
+    def trim(self, final_states, keep):
+        """Forget all but the newest ``keep`` finished and reported
+        operations."""
+        done = sa.and_(operations.c.state.in_(final_states),
+                       operations.c.delivery != 'pending')
+        with self._write_lock, self.engine.begin() as conn:
+            cutoff = conn.execute(
+                sa.select(operations.c.seq).where(done)
+                .order_by(operations.c.seq.desc())
+                .offset(keep).limit(1)).scalar()
+            if cutoff is not None:
+                conn.execute(operations.delete().where(
+                    done, operations.c.seq <= cutoff))
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)

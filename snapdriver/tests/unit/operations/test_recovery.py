@@ -1,0 +1,170 @@
+"""The journal, restart recovery and idempotent repeats."""
+
+import os
+import tempfile
+
+from snapdriver.drivers import fake
+from snapdriver import exception
+from snapdriver.operations import journal as journal_mod
+from snapdriver.operations import manager as manager_mod
+from snapdriver.tests import base
+from snapdriver.tests import contract
+
+
+class TestRecovery(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        fd, self.path = tempfile.mkstemp(suffix='.sqlite')
+        os.close(fd)
+        self.addCleanup(os.unlink, self.path)
+        self.url = 'sqlite:///' + self.path
+        self.driver = fake.FakeDriver()
+        self.driver.name = 'fake'
+        self.driver.add_guest({'name': 'g', 'disks': [
+            {'target': 'vda', 'serial': 'v', 'directory': '/d',
+             'chain': ['a', 'b', 'c']}]})
+        self.driver.add_file('v', 'new', backing='a')
+
+    def _manager(self, reporter=None):
+        reporter = reporter or contract.RecordingReporter()
+        manager = manager_mod.OperationManager(
+            self.driver, reporter, journal_mod.Journal(self.url))
+        self.addCleanup(manager.stop)
+        return manager, reporter
+
+    def _create(self, manager, snapshot_id='s', new_file='new'):
+        return manager.accept(None, {'kind': 'create', 'volume_id': 'v',
+                                     'snapshot_id': snapshot_id,
+                                     'new_file': new_file})
+
+    def test_operations_survive_a_restart(self):
+        first, _ = self._manager()
+        self._create(first)
+        self.assertTrue(first.wait_idle(10))
+        second, _ = self._manager()
+        [operation] = second.query(None, 's')
+        self.assertEqual('succeeded', operation['state'])
+        self.assertEqual(['new', 'a', 'b', 'c'], operation['chain'])
+        self.assertEqual(0, second.recover())
+
+    def test_queued_operation_runs_after_restart(self):
+        first, _ = self._manager()
+        first._enqueue = lambda row: None       # dies before running it
+        self._create(first)
+        second, reporter = self._manager()
+        self.assertEqual(1, second.recover())
+        self.assertTrue(second.wait_idle(10))
+        self.assertEqual(['new', 'a', 'b', 'c'],
+                         self.driver.locate_disk('v').names)
+        self.assertEqual([('s', 'creating', '90%')], reporter.reports)
+
+    def test_running_operation_whose_work_was_done(self):
+        first, _ = self._manager()
+        first._enqueue = lambda row: None
+        accepted = self._create(first)
+        # The driver did its work; the process died before journalling it.
+        first.journal.update(accepted['id'], state=manager_mod.RUNNING)
+        self.driver.create_snapshot(first._plan(accepted['request']))
+        second, reporter = self._manager()
+        second.recover()
+        self.assertTrue(second.wait_idle(10))
+        [operation] = second.query(None, 's')
+        self.assertEqual('succeeded', operation['state'])
+        self.assertEqual([('s', 'creating', '90%')], reporter.reports)
+        # Not snapshotted twice.
+        self.assertEqual(['new', 'a', 'b', 'c'],
+                         self.driver.locate_disk('v').names)
+
+    def test_running_operation_that_never_touched_the_disk(self):
+        first, _ = self._manager()
+        first._enqueue = lambda row: None
+        accepted = self._create(first)
+        first.journal.update(accepted['id'], state=manager_mod.RUNNING)
+        second, reporter = self._manager()
+        second.recover()
+        self.assertTrue(second.wait_idle(10))
+        self.assertEqual(['new', 'a', 'b', 'c'],
+                         self.driver.locate_disk('v').names)
+        self.assertEqual([('s', 'creating', '90%')], reporter.reports)
+
+    def test_running_operation_with_a_foreign_chain_fails_clearly(self):
+        first, _ = self._manager()
+        first._enqueue = lambda row: None
+        accepted = first.accept(None, {
+            'kind': 'delete', 'volume_id': 'v', 'snapshot_id': 's',
+            'file_to_merge': 'b', 'merge_target_file': 'c'})
+        first.journal.update(accepted['id'], state=manager_mod.RUNNING)
+        self.driver._guests[0]['disks'][0]['chain'] = ['a', 'x']
+        second, reporter = self._manager()
+        second.recover()
+        self.assertTrue(second.wait_idle(10))
+        [operation] = second.query(None, 's')
+        self.assertEqual('failed', operation['state'])
+        self.assertIn('neither the chain before', operation['error'])
+        self.assertEqual([('s', 'error_deleting', '90%')], reporter.reports)
+
+    def test_undelivered_report_is_delivered_after_restart(self):
+        class Down(contract.RecordingReporter):
+            def report(self, *args, **kwargs):
+                raise ConnectionError('cinder is down')
+        first, _ = self._manager(Down())
+        self._create(first)
+        self.assertTrue(first.wait_idle(10))
+        self.assertEqual('pending',
+                         first.query(None, 's')[0]['status_report']
+                         ['delivery'])
+        second, reporter = self._manager()
+        self.assertEqual(1, second.recover())
+        self.assertTrue(second.wait_idle(10))
+        self.assertEqual([('s', 'creating', '90%')], reporter.reports)
+        report = second.query(None, 's')[0]['status_report']
+        self.assertEqual(('delivered', 2),
+                         (report['delivery'], report['attempts']))
+
+    def test_repeated_create_does_not_run_twice(self):
+        manager, reporter = self._manager()
+        first = self._create(manager)
+        self.assertTrue(manager.wait_idle(10))
+        again = self._create(manager)
+        self.assertTrue(manager.wait_idle(10))
+        self.assertEqual(first['id'], again['id'])
+        self.assertEqual(['new', 'a', 'b', 'c'],
+                         self.driver.locate_disk('v').names)
+        # The outcome is reported again for the repeat.
+        self.assertEqual([('s', 'creating', '90%')] * 2, reporter.reports)
+        self.assertEqual(1, len(manager.query(None, 's')))
+
+    def test_repeat_with_other_parameters_conflicts(self):
+        manager, _ = self._manager()
+        self._create(manager)
+        error = self.assertRaises(manager_mod.DuplicateRequest,
+                                  self._create, manager, new_file='other')
+        self.assertEqual(409, error.code)
+
+    def test_failed_operation_may_be_retried(self):
+        manager, reporter = self._manager()
+        self.driver._guests[0]['disks'][0]['fail'] = ['create']
+        self._create(manager)
+        self.assertTrue(manager.wait_idle(10))
+        self.driver._guests[0]['disks'][0]['fail'] = []
+        self._create(manager)
+        self.assertTrue(manager.wait_idle(10))
+        self.assertEqual(['failed', 'succeeded'],
+                         [op['state'] for op in manager.query(None, 's')])
+        self.assertEqual(['error', 'creating'],
+                         [r[1] for r in reporter.reports])
+
+    def test_refused_request_leaves_no_trace(self):
+        manager, _ = self._manager()
+        self.assertRaises(exception.InvalidOverlay, self._create, manager,
+                          new_file='missing')
+        self.assertRaises(exception.OperationNotFound, manager.query,
+                          None, 's')
+
+    def test_journal_file_is_private(self):
+        path = os.path.join(tempfile.mkdtemp(), 'sub', 'j.sqlite')
+        journal_mod.Journal('sqlite:///' + path)
+        self.assertEqual(0o600, os.stat(path).st_mode & 0o777)
+        self.assertEqual(0o700, os.stat(os.path.dirname(path)).st_mode
+                         & 0o777)
