@@ -20,8 +20,15 @@ if ((${#missing[@]})); then
     fi
     echo "install-system-deps: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    log=$(mktemp)
+    trap 'rm -f "$log"' EXIT
+    # apt and debconf chatter goes to the log, shown only if something fails.
+    if ! { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
+            >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "install-system-deps: apt-get failed" >&2
+        exit 1
+    fi
 fi
 
 # libvirtd looks this user up before reading qemu.conf and refuses to load the
