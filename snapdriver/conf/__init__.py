@@ -8,6 +8,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from snapdriver.conf import api
+from snapdriver.conf import cinder
 from snapdriver.conf import database
 from snapdriver.conf import default
 from snapdriver.conf import fake
@@ -15,7 +16,7 @@ from snapdriver.conf import libvirt
 
 CONF = cfg.CONF
 
-MODULES = (default, api, database, fake, libvirt)
+MODULES = (default, api, cinder, database, fake, libvirt)
 
 for _module in MODULES:
     _module.register_opts(CONF)

@@ -21,7 +21,8 @@ opts = [
     cfg.StrOpt('status_reporter',
                default='log',
                help="Where the outcome of each operation is reported: an "
-                    "entry point in 'snapdriver.status_reporters'. 'log' "
+                    "entry point in 'snapdriver.status_reporters'. 'cinder' "
+                    "sends it to Cinder (production, see [cinder]); 'log' "
                     "only logs it (development)."),
     cfg.IntOpt('operation_workers',
                default=8, min=1,
