@@ -98,23 +98,24 @@ class Journal:
     def __init__(self, url):
         self.engine = create_engine(url)
         _metadata.create_all(self.engine)
-        # SQLite has one writer at a time; serialising our own writers
-        # avoids busy retries between worker threads.
-        self._write_lock = threading.Lock()
+        # SQLite has one writer at a time, and an in-memory database is one
+        # connection shared by every thread: serialising our own access
+        # avoids both busy retries and interleaved use of that connection.
+        self._lock = threading.Lock()
         with self.engine.connect() as conn:
             self._seq = conn.execute(
                 sa.select(sa.func.max(operations.c.seq))).scalar() or 0
 
     def add(self, record):
         """Insert a new operation; ``seq`` orders operations as accepted."""
-        with self._write_lock, self.engine.begin() as conn:
+        with self._lock, self.engine.begin() as conn:
             self._seq += 1
             record = dict(dict.fromkeys(COLUMNS), **record, seq=self._seq)
             conn.execute(operations.insert().values(**record))
         return record
 
     def update(self, operation_id, **values):
-        with self._write_lock, self.engine.begin() as conn:
+        with self._lock, self.engine.begin() as conn:
             conn.execute(operations.update()
                          .where(operations.c.id == operation_id)
                          .values(**values))
@@ -122,7 +123,7 @@ class Journal:
     def _select(self, *where):
         query = sa.select(operations).where(*where).order_by(
             operations.c.seq)
-        with self.engine.connect() as conn:
+        with self._lock, self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
     def get(self, operation_id):
@@ -144,7 +145,7 @@ class Journal:
         operations."""
         done = sa.and_(operations.c.state.in_(final_states),
                        operations.c.delivery != 'pending')
-        with self._write_lock, self.engine.begin() as conn:
+        with self._lock, self.engine.begin() as conn:
             cutoff = conn.execute(
                 sa.select(operations.c.seq).where(done)
                 .order_by(operations.c.seq.desc())
