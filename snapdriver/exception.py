@@ -118,6 +118,11 @@ class Conflict(SnapdriverException):
     code = 409
 
 
+class ConfigurationError(SnapdriverException):
+    """Start-up failure: the configuration cannot work."""
+    msg_fmt = "%(reason)s"
+
+
 class DriverLoadError(SnapdriverException):
     """Start-up failure: the configured driver cannot be used."""
     msg_fmt = "Driver %(driver)s could not be loaded: %(reason)s"

@@ -9,6 +9,7 @@ from snapdriver.api import faults
 from snapdriver.api import hooks
 from snapdriver.api import middleware
 from snapdriver.conf import CONF
+from snapdriver import exception
 
 LOG = log.getLogger(__name__)
 
@@ -24,8 +25,18 @@ def _authenticate(application):
         for _ in range(3):
             LOG.warning(NOAUTH_WARNING)
         return middleware.NoAuth(application)
-    return auth_token.AuthProtocol(application,
-                                   {'oslo_config_config': CONF})
+    protocol = auth_token.AuthProtocol(application,
+                                       {'oslo_config_config': CONF})
+    # auth_token registers its options as it is built; without service
+    # credentials it cannot validate a single token and every request
+    # would fail, so refuse to start instead.
+    if not CONF.keystone_authtoken.auth_type:
+        raise exception.ConfigurationError(
+            reason="auth_strategy = keystone needs service credentials in "
+                   "[keystone_authtoken] (auth_type, auth_url, username, "
+                   "password, ...) to validate tokens; for development "
+                   "only, auth_strategy = noauth")
+    return protocol
 
 
 def setup_app(operations):
@@ -42,9 +53,9 @@ def setup_app(operations):
         force_canonical=False,
         guess_content_type_from_ext=False,
         debug=False)
-    application = middleware.JsonBody(faults.JsonErrors(application))
-    application = middleware.SkipPublicPaths(application,
-                                             _authenticate(application))
+    application = middleware.JsonBody(application)
+    application = faults.JsonErrors(middleware.SkipPublicPaths(
+        application, _authenticate(application)))
     application = middleware.RequestLimits(
         application, CONF.api.max_request_body_size,
         CONF.api.max_query_string_length)

@@ -29,10 +29,12 @@ NAMES = {
 }
 
 DEFAULT_MESSAGES = {
+    401: "The request you have made requires authentication.",
     404: "The resource could not be found.",
     405: "The method is not allowed for this resource.",
     500: "The server has either erred or is incapable of performing the "
          "requested operation.",
+    503: "The service is temporarily unavailable; try again later.",
 }
 
 
@@ -80,21 +82,47 @@ class FaultWrapper:
 
 
 class JsonErrors:
-    """Give the framework's own error answers (unknown routes, methods a
-    resource does not have) the fault body, keeping status and headers."""
+    """Give every error answer that is not ours the fault body.
+
+    The framework (unknown routes, methods a resource does not have) and
+    keystonemiddleware (401, 503 when Keystone is unreachable) answer in
+    their own shapes; callers get ours, with the status and headers (Allow,
+    WWW-Authenticate) kept.
+    """
 
     def __init__(self, application):
         self.application = application
 
     def __call__(self, environ, start_response):
         response = webob.Request(environ).get_response(self.application)
-        if (response.status_int >= 400
-                and response.content_type != 'application/json'):
+        if response.status_int >= 400 and not _is_fault(response):
             code = response.status_int
-            fault = fault_response(code,
-                                   DEFAULT_MESSAGES.get(code, response.status))
+            fault = fault_response(code, _message_of(response))
             for key, value in response.headerlist:
-                if key.lower() not in ('content-type', 'content-length'):
+                if not key.lower().startswith('content-'):
                     fault.headers[key] = value
             response = fault
         return response(environ, start_response)
+
+
+def _json_of(response):
+    if response.content_type != 'application/json':
+        return None
+    try:
+        return jsonutils.loads(response.body)
+    except ValueError:
+        return None
+
+
+def _is_fault(response):
+    body = _json_of(response)
+    return (isinstance(body, dict) and len(body) == 1
+            and next(iter(body)) in NAMES.values())
+
+
+def _message_of(response):
+    body = _json_of(response)
+    error = body.get('error') if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get('message'), str):
+        return error['message']
+    return DEFAULT_MESSAGES.get(response.status_int, response.status)

@@ -35,7 +35,7 @@ def main(argv=None):
     service.prepare(argv)
     try:
         application, manager = service.build_wsgi_app()
-    except exception.DriverLoadError as e:
+    except (exception.DriverLoadError, exception.ConfigurationError) as e:
         LOG.error("Cannot start: %s", e)
         sys.stderr.write("snapdriver-api: cannot start: %s\n" % e)
         return 1
