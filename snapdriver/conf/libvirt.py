@@ -4,9 +4,47 @@ from oslo_config import cfg
 
 group = cfg.OptGroup('libvirt', title='libvirt driver')
 
+QUIESCE_CHOICES = [
+    ('never', 'Do not ask for a quiesced snapshot: no guest agent is '
+              'expected.'),
+    ('try', 'Ask libvirt to freeze the guest file systems through the QEMU '
+            'guest agent; if libvirt refuses (no agent, agent not '
+            'responding), take the snapshot once more without quiescing.'),
+    ('require', 'Ask for a quiesced snapshot and fail the create if libvirt '
+                'refuses.'),
+]
+
 opts = [
     cfg.StrOpt('connection_uri', default='qemu:///system',
                help="libvirt connection URI of this host's hypervisor."),
+    cfg.StrOpt('quiesce', default='try', choices=QUIESCE_CHOICES,
+               help="Whether snapshots are taken with the guest's file "
+                    "systems frozen. A domain can override this with "
+                    "<snapdriver:quiesce>never|try|require</snapdriver:"
+                    "quiesce> in its <metadata>, namespace "
+                    "https://snapdriver.invalid/xmlns/domain/1.0. A guest "
+                    "that is not running is never quiesced."),
+    cfg.IntOpt('block_job_timeout', default=7200, min=1,
+               help="Seconds a block pull or commit of a running guest may "
+                    "take; a job still running then is aborted and the "
+                    "delete reported as failed."),
+    cfg.FloatOpt('block_job_poll_interval', default=0.5, min=0.01,
+                 help="Seconds between two looks at a running block job. "
+                      "libvirt's block job events normally end the wait "
+                      "sooner; polling covers lost events."),
+    cfg.IntOpt('qemu_img_address_space_mb', default=1024, min=64,
+               help="Address space limit, in MiB, of every qemu-img "
+                    "process: it guards against image headers crafted to "
+                    "make qemu-img allocate without bound."),
+    cfg.IntOpt('qemu_img_cpu_time', default=30, min=1,
+               help="CPU seconds limit of 'qemu-img info' (it only reads "
+                    "headers). Not applied to commit and rebase, which copy "
+                    "data."),
+    cfg.IntOpt('qemu_img_timeout', default=7200, min=1,
+               help="Seconds a 'qemu-img commit' or 'qemu-img rebase' of a "
+                    "stopped guest's disk may take before it is killed. "
+                    "Killing one leaves a consistent chain: the images above "
+                    "the merge are relinked only after the copy succeeded."),
 ]
 
 

@@ -145,8 +145,13 @@ class FakeDomain:
         self.send_events = True
         #: Whether the fake QEMU honours the RELATIVE flags.
         self.keeps_relative = True
-        #: An error for the next snapshotCreateXML calls, by call number.
+        #: Errors of snapshotCreateXML, by call number (1 is the first).
         self.snapshot_errors = {}
+        #: An error raised after a quiesced snapshot was taken (thawing).
+        self.thaw_error = None
+        #: Whether snapshotCreateXML switches the disks (False: it says it
+        #: did, and did not).
+        self.applies_snapshots = True
         self.snapshot_calls = 0
         self.lock = threading.Lock()
 
@@ -176,7 +181,11 @@ class FakeDomain:
             raise libvirt_error(libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
                                 'argument unsupported: QEMU guest agent is '
                                 'not configured')
-        self._apply_snapshot(ElementTree.fromstring(xml))
+        if self.applies_snapshots:
+            self._apply_snapshot(ElementTree.fromstring(xml))
+        if (self.thaw_error is not None
+                and flags & libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE):
+            raise self.thaw_error
         return None
 
     def blockRebase(self, disk, base, bandwidth, flags):
@@ -442,7 +451,13 @@ class FakeConnection:
             if event_id == libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2:
                 callback(self, domain, disk, kind, status, opaque)
 
-    def close(self, reason=None):
+    def close(self):
+        """virConnect.close()."""
+        self.record('close')
+        self.alive = False
+        return 0
+
+    def drop(self, reason=None):
         """libvirtd went away."""
         if reason is None:
             reason = libvirt.VIR_CONNECT_CLOSE_REASON_EOF

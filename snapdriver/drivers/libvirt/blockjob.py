@@ -1,0 +1,128 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Waiting for block jobs: libvirt's events, with polling behind them.
+
+libvirt sends a BLOCK_JOB_2 event when a job ends, usually long before a
+poll would notice, but an event can be lost (libvirtd restarted, the event
+loop was late). So events only wake the waiter up early; the end of a job
+is always confirmed by ``blockJobInfo`` showing no job on the disk, and
+whether the job did what was asked is decided afterwards from the chain
+(a job that vanished may also have been cancelled or have failed).
+"""
+
+import contextlib
+import threading
+import time
+
+from oslo_log import log
+
+LOG = log.getLogger(__name__)
+
+
+class BlockJobTimeout(Exception):
+    """The job was still running when the time was up."""
+
+
+class BlockJobTracker:
+    """Collects block job events for the jobs being waited for.
+
+    The libvirt event loop thread calls :meth:`handle_event`; the threads
+    that run operations call :meth:`watch`. Jobs are keyed by the domain's
+    UUID and the disk's target dev, which is what BLOCK_JOB_2 reports.
+    """
+
+    def __init__(self, clock=time.monotonic):
+        self._cond = threading.Condition()
+        self._events = {}
+        self._clock = clock
+
+    def handle_event(self, uuid, disk, job_type, status):
+        """Record an event, if anyone waits for a job on that disk."""
+        key = (uuid, disk)
+        with self._cond:
+            if key not in self._events:
+                return
+            self._events[key].append((job_type, status))
+            self._cond.notify_all()
+        LOG.debug("Block job event for disk %s of domain %s: type %s, "
+                  "status %s", disk, uuid, job_type, status)
+
+    @contextlib.contextmanager
+    def watch(self, uuid, disk):
+        """Collect events for the disk while the caller starts a job.
+
+        Enter before starting the job, so that an event sent at once is
+        not missed.
+
+        :returns: (as a context manager) a :class:`BlockJobWatch`.
+        """
+        key = (uuid, disk)
+        with self._cond:
+            if key in self._events:
+                # Operations on one volume run one at a time; two waiters
+                # for one disk mean a bug, not a race to arbitrate.
+                raise RuntimeError("already waiting for a block job on "
+                                   "disk %s of domain %s" % (disk, uuid))
+            self._events[key] = []
+        try:
+            yield BlockJobWatch(self, key)
+        finally:
+            with self._cond:
+                del self._events[key]
+
+    def _take_events(self, key):
+        events = self._events[key]
+        self._events[key] = []
+        return events
+
+
+class BlockJobWatch:
+    """The events of one disk; see :meth:`BlockJobTracker.watch`."""
+
+    def __init__(self, tracker, key):
+        self._tracker = tracker
+        self._key = key
+
+    def wait(self, job_info, timeout, poll_interval):
+        """Wait until the disk has no block job left.
+
+        :param job_info: a callable returning the disk's ``blockJobInfo``
+            (an empty dict when there is no job).
+        :param timeout: seconds to wait at most.
+        :param poll_interval: seconds between two calls of ``job_info``
+            when no event comes.
+        :returns: the status of the last event received (one of libvirt's
+            ``VIR_DOMAIN_BLOCK_JOB_*`` statuses), or None when the job ended
+            without an event.
+        :raises: BlockJobTimeout
+        """
+        tracker = self._tracker
+        deadline = tracker._clock() + timeout
+        last_status = None
+        while True:
+            info = job_info()
+            with tracker._cond:
+                events = tracker._take_events(self._key)
+                if events:
+                    last_status = events[-1][1]
+                if not info:
+                    return last_status
+                remaining = deadline - tracker._clock()
+                if remaining <= 0:
+                    raise BlockJobTimeout(info)
+                # Events that came in since job_info() ran may mean the job
+                # is gone already: look again at once. Otherwise sleep until
+                # an event or the next poll. (A job at cur == end is not
+                # finished: libvirt has yet to switch the chain.)
+                if not events:
+                    tracker._cond.wait(min(poll_interval, remaining))

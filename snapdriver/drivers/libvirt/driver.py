@@ -1,0 +1,596 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The libvirt driver: assisted snapshots of QEMU guests' qcow2 chains.
+
+A running guest is changed through libvirt: an external disk-only snapshot
+onto the overlay Cinder created, and block pull / block commit jobs. The
+disk of a stopped guest is changed with qemu-img (merges) or through the
+domain's persistent definition (create). Before acting, the driver reads
+the disk again and refuses to go on if the chain is no longer the one the
+request was validated against; after acting, it reads the chain once more
+and reports failure unless it is exactly the expected one.
+"""
+
+import os
+import posixpath
+import typing
+
+from oslo_log import log
+
+from snapdriver import chain
+from snapdriver.conf import CONF
+from snapdriver.drivers import base
+from snapdriver.drivers.libvirt import blockjob
+from snapdriver.drivers.libvirt import domxml
+from snapdriver.drivers.libvirt import host
+from snapdriver.drivers.libvirt import qemuimg
+from snapdriver import exception
+
+try:
+    import libvirt
+except ImportError:  # reported by LibvirtDriver() with what to install
+    libvirt = None
+
+LOG = log.getLogger(__name__)
+
+DRIVER = 'libvirt'
+QUIESCE_POLICIES = ('never', 'try', 'require')
+#: A disk without ``<driver type>`` is raw to libvirt.
+DEFAULT_FORMAT = 'raw'
+#: What a look at a block job gives when libvirt cannot say: not knowing is
+#: not "no job", so the wait goes on.
+_JOB_UNKNOWN = {'unknown': True}
+
+
+def _libvirt_message(error):
+    return error.get_error_message() or str(error)
+
+
+def _failed(reason, *args):
+    return exception.OperationFailed(reason=reason % args)
+
+
+class _Attached(typing.NamedTuple):
+    """A located disk as it is now, with what acting on it needs."""
+    dom: typing.Any
+    domain: domxml.Domain
+    disk: domxml.Disk
+    location: chain.DiskLocation
+
+
+def _relative(path, image_path):
+    """``path`` as a backing name written into the image at
+    ``image_path``: relative to that image's directory, as Cinder wants."""
+    return os.path.relpath(path, os.path.dirname(image_path))
+
+
+class LibvirtDriver(base.BaseDriver):
+    """Assisted volume snapshots on a QEMU host managed by libvirt."""
+
+    def __init__(self):
+        _check_binding()
+        _check_qemu_img()
+        self._jobs = blockjob.BlockJobTracker()
+        host.start_event_loop()
+        self._host = host.Host(CONF.libvirt.connection_uri,
+                               self._jobs.handle_event)
+        self._check_connection()
+
+    def _check_connection(self):
+        uri = CONF.libvirt.connection_uri
+        try:
+            hypervisor = self._host.get_connection().getType()
+        except libvirt.libvirtError as error:
+            raise exception.DriverLoadError(
+                driver=DRIVER,
+                reason="cannot connect to libvirt at %s ([libvirt] "
+                "connection_uri): %s" % (uri, _libvirt_message(error)))
+        if hypervisor != 'QEMU':
+            raise exception.DriverLoadError(
+                driver=DRIVER,
+                reason="[libvirt] connection_uri %s leads to a %s hypervisor;"
+                " the libvirt driver works with QEMU guests only"
+                % (uri, hypervisor))
+
+    def capabilities(self):
+        """:returns: a :class:`Capabilities` with every operation."""
+        return base.Capabilities(create=True, pull=True, commit=True,
+                                 offline_pull=True, offline_commit=True,
+                                 network_disks=True, quiesce=True)
+
+    # Finding the disk
+
+    def locate_disk(self, volume_id):
+        """Find the disk whose ``<serial>`` is ``volume_id`` on this host.
+
+        Every domain is searched, running or only defined. The chain of a
+        running guest is the one libvirt shows; a stopped guest's XML does
+        not show its whole chain, so the image headers are read instead.
+
+        :returns: a :class:`snapdriver.chain.DiskLocation`.
+        :raises: VolumeNotAttached, VolumeMultiAttached, NoSnapshotableDisk,
+            OperationFailed (libvirtd or an image cannot be read)
+        """
+        found = self._find_disks(volume_id)
+        if not found:
+            raise exception.VolumeNotAttached(volume_id=volume_id)
+        if len(found) > 1:
+            raise exception.VolumeMultiAttached(
+                volume_id=volume_id,
+                guests=', '.join('%s (disk %s)' % (domain.name, disk.target)
+                                 for _dom, domain, disk in found))
+        dom, domain, disk = found[0]
+        return self._location(dom, domain, disk, volume_id)
+
+    def _find_disks(self, volume_id):
+        found = []
+        try:
+            domains = self._host.list_domains()
+        except libvirt.libvirtError as error:
+            raise _failed("Cannot list the guests of %s: %s",
+                          CONF.libvirt.connection_uri,
+                          _libvirt_message(error))
+        for dom in domains:
+            domain = self._parse(dom)
+            if domain is None:
+                continue
+            found.extend((dom, domain, disk) for disk in domain.disks
+                         if disk.serial == volume_id)
+        return found
+
+    @staticmethod
+    def _parse(dom):
+        """The parsed XML of ``dom``; None if it vanished meanwhile."""
+        try:
+            return domxml.parse_domain(dom.XMLDesc(0))
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise _failed("Cannot read the XML of a guest: %s",
+                          _libvirt_message(error))
+
+    def _location(self, dom, domain, disk, volume_id):
+        running = bool(dom.isActive())
+        if disk.is_local and disk.chain:
+            source_type = 'file'
+            directory = os.path.dirname(disk.chain[0].source)
+        elif disk.is_netfs and disk.chain:
+            source_type = 'network'
+            directory = None
+        else:
+            raise exception.NoSnapshotableDisk(
+                volume_id=volume_id, target=disk.target, guest=domain.name)
+        return chain.DiskLocation(
+            volume_id=volume_id, guest=domain.name, target=disk.target,
+            running=running,
+            chain=self._chain(disk, running, source_type),
+            source_type=source_type, directory=directory,
+            details={'domain_uuid': domain.uuid,
+                     'domain_name': domain.name,
+                     'disk_type': disk.disk_type,
+                     'protocol': disk.protocol,
+                     'hosts': disk.hosts,
+                     'other_targets': tuple(other.target
+                                            for other in domain.disks
+                                            if other.target != disk.target)})
+
+    def _chain(self, disk, running, source_type):
+        if running:
+            images = disk.chain
+        elif source_type == 'file':
+            return self._chain_from_headers(disk.chain[0])
+        else:
+            # Nothing can read a stopped guest's netfs images; their chain
+            # is unknown beyond the active image, and nothing is done to it.
+            images = disk.chain[:1]
+        return tuple(chain.ChainEntry(name=posixpath.basename(image.source),
+                                      path=image.source,
+                                      fmt=image.fmt or DEFAULT_FORMAT,
+                                      index=image.index)
+                     for image in images)
+
+    @staticmethod
+    def _chain_from_headers(active):
+        infos = qemuimg.backing_chain(active.source,
+                                      active.fmt or DEFAULT_FORMAT)
+        entries = []
+        for info in infos:
+            path = info['filename']
+            if not entries:
+                path = active.source
+            entries.append(chain.ChainEntry(name=os.path.basename(path),
+                                            path=path, fmt=info['format']))
+        return tuple(entries)
+
+    def _fresh(self, disk):
+        """The disk of a plan, as it is now.
+
+        :returns: an :class:`_Attached`.
+        :raises: OperationFailed when the guest or the disk is gone.
+        """
+        dom = self._lookup(disk)
+        domain = self._parse(dom)
+        current = domain.disk(disk.target) if domain else None
+        if current is None or current.serial != disk.volume_id:
+            raise _failed("Volume %s is no longer disk %s of guest %s.",
+                          disk.volume_id, disk.target, disk.guest)
+        return _Attached(dom, domain, current,
+                         self._location(dom, domain, current, disk.volume_id))
+
+    def _lookup(self, disk):
+        """The domain of a located disk, by UUID (names can be reused).
+
+        :raises: OperationFailed
+        """
+        uuid = disk.details['domain_uuid']
+        try:
+            return self._host.lookup(uuid)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                raise _failed("Guest %s (%s) cannot be found any more.",
+                              disk.guest, uuid)
+            raise _failed("Cannot look up guest %s (%s) at %s: %s",
+                          disk.guest, uuid, CONF.libvirt.connection_uri,
+                          _libvirt_message(error))
+
+    def _current(self, disk):
+        """Like :meth:`_fresh`, and the chain must not have changed since
+        the plan was made: the plan is only valid for that chain."""
+        attached = self._fresh(disk)
+        if attached.location.names != disk.names:
+            raise _failed("The chain of volume %s changed after the request "
+                          "was accepted: it was %s, now %s.",
+                          disk.volume_id, ' -> '.join(disk.names),
+                          ' -> '.join(attached.location.names))
+        return attached
+
+    def _verify(self, plan, what, hint=''):
+        """Check the chain after an operation; return its names."""
+        location = self._fresh(plan.disk).location
+        if tuple(location.names) != tuple(plan.expected_chain):
+            raise _failed("After the %s, the chain of disk %s of guest %s "
+                          "should be %s but is %s.%s",
+                          what, location.target, location.guest,
+                          ' -> '.join(plan.expected_chain),
+                          ' -> '.join(location.names), hint)
+        LOG.info("%s done: the chain of disk %s of guest %s is %s",
+                 what.capitalize(), location.target, location.guest,
+                 ' -> '.join(location.names))
+        return list(location.names)
+
+    # The overlay
+
+    def inspect_overlay(self, disk, new_file):
+        """Read the header of ``new_file`` beside the active image.
+
+        :returns: an :class:`snapdriver.chain.OverlayInfo`; None for a
+            network disk, whose files this host cannot see.
+        :raises: InvalidOverlay (a symbolic link, not a regular file, or
+            outside the directory), OperationFailed
+        """
+        if disk.source_type != 'file':
+            return None
+        path = os.path.join(disk.directory, new_file)
+        if os.path.islink(path):
+            raise exception.InvalidOverlay(
+                reason="new_file %r in %s is a symbolic link; the overlay "
+                "must be a regular file." % (new_file, disk.directory))
+        if not os.path.lexists(path):
+            return chain.OverlayInfo(name=new_file, exists=False)
+        if (os.path.dirname(os.path.realpath(path))
+                != os.path.realpath(disk.directory)):
+            raise exception.InvalidOverlay(
+                reason="new_file %r resolves to %s, outside %s."
+                % (new_file, os.path.realpath(path), disk.directory))
+        if not os.path.isfile(path):
+            raise exception.InvalidOverlay(
+                reason="new_file %r in %s is not a regular file."
+                % (new_file, disk.directory))
+        info = qemuimg.probe(path)
+        return chain.OverlayInfo(name=new_file, exists=True,
+                                 fmt=info.get('format'),
+                                 backing=info.get('backing-filename'))
+
+    # Create
+
+    def create_snapshot(self, plan):
+        """Switch the disk onto ``plan.new_file``.
+
+        A running guest gets an external disk-only snapshot that reuses
+        Cinder's overlay, quiesced as the ``quiesce`` setting says. For a
+        stopped guest the same call changes only the persistent definition
+        (libvirt checks that the overlay exists); nothing is quiesced.
+
+        :returns: the chain's names afterwards, active first.
+        :raises: OperationFailed
+        """
+        dom, domain, disk, location = self._current(plan.disk)
+        if location.source_type == 'network' and not location.running:
+            raise _network_disk_stopped(location)
+        xml = domxml.snapshot_xml(domain, disk,
+                                  self._new_source(location, plan.new_file))
+        LOG.info("Snapshot %s: switching disk %s of guest %s onto %s",
+                 plan.snapshot_id, location.target, location.guest,
+                 plan.new_file)
+        if location.running:
+            self._snapshot_running(dom, domain, xml, plan)
+        else:
+            self._snapshot_unquiesced(dom, domain, xml, plan)
+        return self._verify(plan, 'snapshot')
+
+    @staticmethod
+    def _new_source(location, new_file):
+        if location.source_type == 'file':
+            return os.path.join(location.directory, new_file)
+        # Beside the active image, on the same netfs volume.
+        return posixpath.join(posixpath.dirname(location.active.path),
+                              new_file)
+
+    @staticmethod
+    def _snapshot(dom, xml, quiesce):
+        flags = (libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
+                 | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA
+                 | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT)
+        if quiesce:
+            flags |= libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE
+        dom.snapshotCreateXML(xml, flags)
+
+    def _snapshot_running(self, dom, domain, xml, plan):
+        policy = self._quiesce_policy(domain)
+        if policy != 'never':
+            refusal = self._snapshot_quiesced(dom, xml)
+            if refusal is None:
+                return
+            if self._switched(plan):
+                # libvirt took the snapshot and failed afterwards (thawing
+                # the guest): the guest runs on the new chain already.
+                LOG.warning("Snapshot %s of guest %s was taken, but libvirt "
+                            "reported: %s", plan.snapshot_id, domain.name,
+                            refusal)
+                return
+            if policy == 'require':
+                raise _failed("Guest %s could not be quiesced, and quiescing "
+                              "is required: %s", domain.name, refusal)
+            LOG.warning("Guest %s could not be quiesced (%s); taking snapshot "
+                        "%s without quiescing", domain.name, refusal,
+                        plan.snapshot_id)
+        self._snapshot_unquiesced(dom, domain, xml, plan)
+
+    def _snapshot_quiesced(self, dom, xml):
+        """:returns: None, or libvirt's message when it refused."""
+        try:
+            self._snapshot(dom, xml, quiesce=True)
+        except libvirt.libvirtError as error:
+            return _libvirt_message(error)
+        return None
+
+    def _snapshot_unquiesced(self, dom, domain, xml, plan):
+        try:
+            self._snapshot(dom, xml, quiesce=False)
+        except libvirt.libvirtError as error:
+            raise _failed("libvirt could not switch disk %s of guest %s onto "
+                          "%s: %s", plan.disk.target, domain.name,
+                          plan.new_file, _libvirt_message(error))
+
+    @staticmethod
+    def _quiesce_policy(domain):
+        policy = domain.quiesce or CONF.libvirt.quiesce
+        if policy not in QUIESCE_POLICIES:
+            raise _failed("Guest %s asks for quiesce %r in its metadata; the "
+                          "choices are %s.", domain.name, policy,
+                          ', '.join(QUIESCE_POLICIES))
+        return policy
+
+    def _switched(self, plan):
+        names = self._fresh(plan.disk).location.names
+        return tuple(names) == tuple(plan.expected_chain)
+
+    # Delete
+
+    def delete_snapshot(self, plan):
+        """Merge as ``plan`` says and wait until it is done.
+
+        A running guest gets a block pull (``blockRebase``) or a block
+        commit (``blockCommit``), keeping backing names relative; a stopped
+        guest's file disk is merged with ``qemu-img``.
+
+        :returns: the chain's names afterwards, active first.
+        :raises: OperationFailed
+        """
+        attached = self._current(plan.disk)
+        location = attached.location
+        what = 'block %s' % plan.kind
+        LOG.info("Snapshot %s: %s on disk %s of guest %s (base %s, top %s)",
+                 plan.snapshot_id, what, location.target, location.guest,
+                 plan.base, plan.top)
+        if location.running:
+            hint = self._merge_running(attached.dom, location, plan)
+        elif location.source_type == 'file':
+            self._merge_stopped(location, plan)
+            hint = ''
+        else:
+            raise _network_disk_stopped(location)
+        names = self._verify(plan, what, hint)
+        if location.source_type == 'file':
+            self._check_relative(location, plan)
+        return names
+
+    @staticmethod
+    def _job_name(location, name):
+        """How to name a chain member in blockRebase/blockCommit.
+
+        File disks: the name Cinder used, which libvirt matches against the
+        backing names recorded in the chain. Network disks: ``vdX[N]``.
+        """
+        if name is None or location.source_type == 'file':
+            return name
+        return '%s[%d]' % (location.target, location.entry(name).index)
+
+    def _merge_running(self, dom, location, plan):
+        target = location.target
+        uuid = location.details['domain_uuid']
+        base_name = self._job_name(location, plan.base)
+        with self._jobs.watch(uuid, target) as watch:
+            try:
+                if plan.kind == chain.PULL:
+                    flags = (libvirt.VIR_DOMAIN_BLOCK_REBASE_RELATIVE
+                             if base_name else 0)
+                    dom.blockRebase(target, base_name, 0, flags)
+                else:
+                    dom.blockCommit(target, base_name,
+                                    self._job_name(location, plan.top), 0,
+                                    libvirt.VIR_DOMAIN_BLOCK_COMMIT_RELATIVE)
+            except libvirt.libvirtError as error:
+                raise _failed("libvirt refused the block %s on disk %s of "
+                              "guest %s: %s", plan.kind, target,
+                              location.guest, _libvirt_message(error))
+            status = self._wait(watch, dom, location, 'block %s' % plan.kind)
+        return self._status_hint(status)
+
+    def wait_for_pending(self, disk):
+        """Wait for a block job that an earlier snapdriver process started.
+
+        libvirt keeps block jobs running while snapdriver restarts; the
+        chain can only be judged once such a job has ended.
+
+        :returns: True if a job was running on the disk.
+        :raises: OperationFailed if it did not end within
+            ``[libvirt] block_job_timeout`` (it is aborted then).
+        """
+        if not disk.running or not self._job_info(disk):
+            return False
+        LOG.info("A block job started before snapdriver restarted runs on "
+                 "disk %s of guest %s; waiting for it", disk.target,
+                 disk.guest)
+        dom = self._lookup(disk)
+        with self._jobs.watch(disk.details['domain_uuid'],
+                              disk.target) as watch:
+            self._wait(watch, dom, disk, 'block job')
+        return True
+
+    def _wait(self, watch, dom, location, what):
+        try:
+            return watch.wait(
+                lambda: self._job_info(location),
+                timeout=CONF.libvirt.block_job_timeout,
+                poll_interval=CONF.libvirt.block_job_poll_interval)
+        except blockjob.BlockJobTimeout as timeout:
+            info = timeout.args[0]
+            self._abort(dom, location)
+            progress = ('%s of %s bytes done' % (info['cur'], info['end'])
+                        if 'end' in info else 'progress unknown')
+            raise _failed("The %s on disk %s of guest %s did not finish "
+                          "within %d seconds ([libvirt] block_job_timeout; "
+                          "%s) and was aborted.", what, location.target,
+                          location.guest, CONF.libvirt.block_job_timeout,
+                          progress)
+
+    def _job_info(self, location):
+        """``blockJobInfo`` of the disk, looked up afresh each time so that
+        a reconnection to libvirtd does not end the wait."""
+        try:
+            dom = self._host.lookup(location.details['domain_uuid'])
+            return dom.blockJobInfo(location.target, 0)
+        except libvirt.libvirtError as error:
+            code = error.get_error_code()
+            if code == libvirt.VIR_ERR_NO_DOMAIN:
+                raise _failed("Guest %s went away during the block job on "
+                              "disk %s.", location.guest, location.target)
+            if code == libvirt.VIR_ERR_OPERATION_INVALID:
+                # The guest stopped: its job is over, whatever became of it.
+                return {}
+            LOG.warning("Cannot look at the block job on disk %s of guest "
+                        "%s (%s); still waiting", location.target,
+                        location.guest, _libvirt_message(error))
+            return _JOB_UNKNOWN
+
+    @staticmethod
+    def _abort(dom, location):
+        try:
+            dom.blockJobAbort(location.target, 0)
+        except libvirt.libvirtError as error:
+            LOG.error("Aborting the block job on disk %s of guest %s failed:"
+                      " %s", location.target, location.guest,
+                      _libvirt_message(error))
+
+    @staticmethod
+    def _status_hint(status):
+        if status == libvirt.VIR_DOMAIN_BLOCK_JOB_FAILED:
+            return " libvirt reported that the job failed."
+        if status == libvirt.VIR_DOMAIN_BLOCK_JOB_CANCELED:
+            return " libvirt reported that the job was cancelled."
+        return ''
+
+    @staticmethod
+    def _merge_stopped(location, plan):
+        entries = location.chain
+        active = entries[0]
+        if plan.kind == chain.PULL:
+            if plan.base is None:
+                qemuimg.rebase(active.path, active.fmt, '')
+                return
+            base_entry = location.entry(plan.base)
+            qemuimg.rebase(active.path, active.fmt,
+                           _relative(base_entry.path, active.path),
+                           base_entry.fmt)
+            return
+        position = location.names.index(plan.top)
+        top, above = entries[position], entries[position - 1]
+        base_entry = entries[position + 1]
+        qemuimg.commit(top.path, top.fmt)
+        # The data of top is in base now: relink without copying.
+        qemuimg.rebase(above.path, above.fmt,
+                       _relative(base_entry.path, above.path),
+                       base_entry.fmt, unsafe=True)
+
+    @staticmethod
+    def _check_relative(location, plan):
+        """The header the merge rewrote must name its backing relatively.
+
+        Cinder finds the files of a chain by the names in the headers.
+        """
+        if plan.base is None:
+            return
+        rewritten = (location.names[0] if plan.kind == chain.PULL
+                     else location.names[location.names.index(plan.top) - 1])
+        entry = location.entry(rewritten)
+        backing = qemuimg.info(entry.path, entry.fmt).get(
+            'backing-filename') or ''
+        if backing.startswith('/'):
+            raise _failed("After the block %s, %s records its backing file as "
+                          "the absolute path %s; Cinder needs a relative "
+                          "name.", plan.kind, entry.path, backing)
+
+
+def _network_disk_stopped(location):
+    return _failed("Guest %s is not running: the chain of its network disk %s "
+                   "is only changed while the guest runs.", location.guest,
+                   location.target)
+
+
+def _check_binding():
+    if libvirt is None:
+        raise exception.DriverLoadError(
+            driver=DRIVER,
+            reason="the libvirt Python binding cannot be imported; install "
+            "libvirt-python (PyPI) or python3-libvirt (distribution "
+            "package)")
+
+
+def _check_qemu_img():
+    if qemuimg.find() is None:
+        raise exception.DriverLoadError(
+            driver=DRIVER,
+            reason="qemu-img was not found in PATH (%s); install qemu-utils "
+            "(Debian, Ubuntu) or qemu-img (RHEL, Fedora)"
+            % os.environ.get('PATH', ''))

@@ -1,0 +1,153 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""qemu-img, run the careful way.
+
+Every call goes through :func:`oslo_concurrency.processutils.execute` with
+an address space limit; ``info`` also gets a CPU time limit (it only reads
+headers), ``commit`` and ``rebase`` a wall-clock timeout instead (they copy
+data). Output is read as JSON, never as text meant for humans. Formats are
+explicit everywhere except :func:`probe`, whose purpose is to find out a
+file's format.
+"""
+
+import json
+import shutil
+import subprocess
+
+from oslo_concurrency import processutils
+from oslo_log import log
+
+from snapdriver.conf import CONF
+from snapdriver import exception
+
+LOG = log.getLogger(__name__)
+
+QEMU_IMG = 'qemu-img'
+
+
+def find():
+    """:returns: the path of qemu-img, or None when it is not installed."""
+    return shutil.which(QEMU_IMG)
+
+
+def _limits(cpu_time=None):
+    return processutils.ProcessLimits(
+        address_space=CONF.libvirt.qemu_img_address_space_mb * 1024 * 1024,
+        cpu_time=cpu_time)
+
+
+def _execute(args, what, cpu_time=None, timeout=None):
+    cmd = (QEMU_IMG,) + tuple(args)
+    # processutils lets TimeoutExpired through without stopping the child;
+    # a qemu-img left running would keep its image locks, so kill it.
+    children = []
+    try:
+        out, _err = processutils.execute(
+            *cmd, prlimit=_limits(cpu_time), timeout=timeout,
+            on_execute=children.append)
+    except processutils.ProcessExecutionError as error:
+        raise exception.OperationFailed(
+            reason="%s failed (exit code %s): %s"
+            % (what, error.exit_code, (error.stderr or '').strip()
+               or 'no error message'))
+    except subprocess.TimeoutExpired:
+        for child in children:
+            child.kill()
+            child.wait()
+        raise exception.OperationFailed(
+            reason="%s did not finish within %s seconds and was killed."
+            % (what, timeout))
+    except OSError as error:
+        raise exception.OperationFailed(
+            reason="%s could not be started: %s" % (what, error))
+    return out
+
+
+def _info(args, what):
+    out = _execute(('info', '--output=json', '--force-share') + tuple(args),
+                   what, cpu_time=CONF.libvirt.qemu_img_cpu_time)
+    try:
+        return json.loads(out)
+    except ValueError as error:
+        raise exception.OperationFailed(
+            reason="%s printed no valid JSON: %s" % (what, error))
+
+
+def probe(path):
+    """Read the header of a file whose format is to be found out.
+
+    The one call without ``-f``: the point is to learn whether Cinder's
+    overlay really is qcow2.
+
+    :returns: qemu-img's JSON (``format``, ``backing-filename``, ...).
+    :raises: OperationFailed
+    """
+    return _info((path,), "qemu-img info of %s" % path)
+
+
+def info(path, fmt):
+    """The header of an image of known format.
+
+    :returns: qemu-img's JSON.
+    :raises: OperationFailed
+    """
+    return _info(('-f', fmt, path), "qemu-img info of %s" % path)
+
+
+def backing_chain(path, fmt):
+    """The chain of an image, as its headers record it.
+
+    ``--force-share`` lets this read the images of a running guest too.
+
+    :param fmt: the image's format (the ``<driver type>`` of the disk).
+    :returns: one dict per image, the image at ``path`` first.
+    :raises: OperationFailed
+    """
+    return _info(('--backing-chain', '-f', fmt, path),
+                 "qemu-img info --backing-chain of %s" % path)
+
+
+def rebase(path, fmt, backing, backing_fmt=None, unsafe=False):
+    """Make ``backing`` the backing file of ``path``.
+
+    A safe rebase first copies into ``path`` whatever of the old chain the
+    new backing lacks; an unsafe one (``unsafe=True``) only rewrites the
+    header, for when the data already is where it must be.
+
+    :param backing: the name to write into the header (relative to the
+        directory of ``path``), or '' for no backing file at all.
+    :param backing_fmt: the format of ``backing``; required unless
+        ``backing`` is ''.
+    :raises: OperationFailed
+    """
+    args = ['rebase', '-f', fmt]
+    if unsafe:
+        args.append('-u')
+    if backing:
+        args.extend(['-F', backing_fmt])
+    args.extend(['-b', backing, path])
+    _execute(args, "qemu-img rebase of %s onto %r" % (path, backing),
+             timeout=CONF.libvirt.qemu_img_timeout)
+
+
+def commit(path, fmt):
+    """Write the data of ``path`` into its backing file.
+
+    ``-d`` leaves ``path`` as it was: until the image above it is relinked,
+    the chain through ``path`` must still show the same data.
+
+    :raises: OperationFailed
+    """
+    _execute(('commit', '-f', fmt, '-d', path),
+             "qemu-img commit of %s" % path,
+             timeout=CONF.libvirt.qemu_img_timeout)

@@ -1,0 +1,114 @@
+"""Tests of waiting for block jobs."""
+
+import threading
+
+from snapdriver.drivers.libvirt import blockjob
+from snapdriver.tests import base
+
+UUID = '9a5b0a4c-5e3e-4b8f-9d0a-1c2d3e4f5a6b'
+COMPLETED = 0  # libvirt's statuses are opaque values to the tracker
+CANCELED = 2
+JOB = {'type': 1, 'cur': 10, 'end': 20}
+
+
+class FakeClock:
+    def __init__(self, step):
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self):
+        self.now += self.step
+        return self.now
+
+
+class BlockJobTrackerTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.tracker = blockjob.BlockJobTracker()
+
+    def test_job_already_gone(self):
+        with self.tracker.watch(UUID, 'vda') as watch:
+            self.assertIsNone(watch.wait(lambda: {}, 10, 10))
+
+    def test_event_ends_the_wait_before_the_next_poll(self):
+        polls = []
+
+        def job_info():
+            polls.append(1)
+            if len(polls) == 1:
+                threading.Timer(0.05, self.tracker.handle_event,
+                                (UUID, 'vda', 1, COMPLETED)).start()
+                return JOB
+            return {}
+        with self.tracker.watch(UUID, 'vda') as watch:
+            # A poll interval far beyond the test's timeout: only the
+            # event can end this wait in time.
+            self.assertEqual(COMPLETED, watch.wait(job_info, 3600, 3600))
+        self.assertEqual(2, len(polls))
+
+    def test_event_arriving_during_a_poll_is_not_missed(self):
+        def job_info():
+            if not events_sent:
+                events_sent.append(1)
+                self.tracker.handle_event(UUID, 'vda', 1, CANCELED)
+                return JOB
+            return {}
+        events_sent = []
+        with self.tracker.watch(UUID, 'vda') as watch:
+            self.assertEqual(CANCELED, watch.wait(job_info, 3600, 3600))
+
+    def test_polling_without_events(self):
+        answers = [JOB, JOB, {}]
+        with self.tracker.watch(UUID, 'vda') as watch:
+            self.assertIsNone(watch.wait(lambda: answers.pop(0), 10, 0.01))
+        self.assertEqual([], answers)
+
+    def test_an_event_does_not_end_a_job_that_is_still_there(self):
+        # A late event of an earlier job on the same disk, or READY: the
+        # job is over only when blockJobInfo no longer shows it.
+        answers = [JOB, JOB, {}]
+
+        def job_info():
+            self.tracker.handle_event(UUID, 'vda', 1, COMPLETED)
+            return answers.pop(0)
+        with self.tracker.watch(UUID, 'vda') as watch:
+            watch.wait(job_info, 10, 0.01)
+        self.assertEqual([], answers)
+
+    def test_events_of_other_disks_and_domains_are_ignored(self):
+        answers = [JOB, {}]
+
+        def job_info():
+            self.tracker.handle_event(UUID, 'vdb', 1, CANCELED)
+            self.tracker.handle_event('other', 'vda', 1, CANCELED)
+            return answers.pop(0)
+        with self.tracker.watch(UUID, 'vda') as watch:
+            self.assertIsNone(watch.wait(job_info, 10, 0.01))
+
+    def test_events_nobody_waits_for_are_dropped(self):
+        self.tracker.handle_event(UUID, 'vda', 1, CANCELED)
+        with self.tracker.watch(UUID, 'vda') as watch:
+            self.assertIsNone(watch.wait(lambda: {}, 10, 10))
+
+    def test_timeout(self):
+        tracker = blockjob.BlockJobTracker(clock=FakeClock(step=100))
+        with tracker.watch(UUID, 'vda') as watch:
+            error = self.assertRaises(blockjob.BlockJobTimeout, watch.wait,
+                                      lambda: JOB, 150, 0.01)
+        self.assertEqual(JOB, error.args[0])
+
+    def test_one_waiter_per_disk(self):
+        with self.tracker.watch(UUID, 'vda'):
+            with self.tracker.watch(UUID, 'vdb'):
+                pass
+            self.assertRaises(RuntimeError,
+                              self.tracker.watch(UUID, 'vda').__enter__)
+
+    def test_watch_ends_cleanly_on_error(self):
+        def fail():
+            raise ValueError()
+        with self.tracker.watch(UUID, 'vda') as watch:
+            self.assertRaises(ValueError, watch.wait, fail, 10, 10)
+        with self.tracker.watch(UUID, 'vda'):
+            pass

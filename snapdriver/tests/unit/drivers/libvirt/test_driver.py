@@ -1,0 +1,786 @@
+"""Tests of the libvirt driver against a fake libvirt and a fake qemu-img.
+
+The reference scenarios of spec/libvirt-behaviour.md come first: they fix
+the exact calls. Domain: vda is a file disk with serial V, active image
+/d/disk1_file, chain disk1_file -> snap.img -> other-snap.img -> base.img;
+vdb is a block disk without serial.
+"""
+
+import os
+from xml.etree import ElementTree
+
+import fixtures
+
+from snapdriver import chain
+from snapdriver.drivers.libvirt import domxml
+from snapdriver import exception
+from snapdriver.tests.unit.drivers.libvirt import base
+from snapdriver.tests.unit.drivers.libvirt import fakes
+
+libvirt = fakes.libvirt
+
+REFERENCE_CHAIN = ['disk1_file', 'snap.img', 'other-snap.img', 'base.img']
+
+
+def snapshot_flags(quiesce):
+    flags = (libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
+             | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA
+             | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT)
+    if quiesce:
+        flags |= libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE
+    return flags
+
+
+def canonical(xml):
+    return ElementTree.canonicalize(xml, strip_text=True)
+
+
+REFERENCE_SNAPSHOT_XML = canonical(
+    '<domainsnapshot><disks>'
+    '<disk name="/d/disk1_file" snapshot="external" type="file">'
+    '<source file="/d/new-file"/></disk>'
+    '<disk name="vdb" snapshot="no"/>'
+    '</disks></domainsnapshot>')
+
+
+class DriverTestCase(base.LibvirtTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.driver = self.make_driver()
+
+    def add_reference_domain(self, name='g1', serial='V', **kwargs):
+        active = self.images.add_chain('/d', REFERENCE_CHAIN)
+        self.images.add('/dev/sdb', fmt='raw')
+        return self.conn.add_domain(name, [
+            fakes.FakeDisk('vda', serial=serial, path=active),
+            fakes.FakeDisk('vdb', disk_type='block', path='/dev/sdb',
+                           fmt='raw')], **kwargs)
+
+    def add_netfs_domain(self, running=True):
+        # Source name vol1/root.img (no index: 0) backed by index 1
+        # vol1/snap.img and index 2 vol1/snap-b.img.
+        return self.conn.add_domain('g2', [fakes.FakeDisk(
+            'vdb', serial='N', disk_type='network', protocol='netfs',
+            hosts=[{'name': 'gluster1', 'port': '24007'}],
+            chain=[('vol1/root.img', 'qcow2', None),
+                   ('vol1/snap.img', 'qcow2', 1),
+                   ('vol1/snap-b.img', 'qcow2', 2)])], running=running)
+
+    def snapshot_calls(self):
+        return [(canonical(call[2]), call[3])
+                for call in self.conn.calls_of('snapshotCreateXML')]
+
+    def create(self, volume_id='V', new_file='new-file', backing=None):
+        disk = self.driver.locate_disk(volume_id)
+        overlay = None
+        if disk.source_type == 'file':
+            self.images.add(os.path.join(disk.directory, new_file),
+                            backing=backing or disk.active.name)
+            overlay = chain.OverlayInfo(name=new_file, exists=True,
+                                        fmt='qcow2',
+                                        backing=backing or disk.active.name)
+        plan = chain.plan_create(disk, 'snap-1', new_file, overlay)
+        return self.driver.create_snapshot(plan)
+
+    def delete(self, file_to_merge, merge_target_file, volume_id='V'):
+        disk = self.driver.locate_disk(volume_id)
+        plan = chain.plan_delete(disk, 'snap-1', file_to_merge,
+                                 merge_target_file)
+        return self.driver.delete_snapshot(plan)
+
+    def header(self, path):
+        return self.images.files[path].backing
+
+
+class ReferenceScenarioTestCase(DriverTestCase):
+    """The reference scenarios, one test each."""
+
+    def test_create_with_agent(self):
+        self.add_reference_domain()
+        chain_after = self.create()
+        self.assertEqual([(REFERENCE_SNAPSHOT_XML, snapshot_flags(True))],
+                         self.snapshot_calls())
+        self.assertEqual(['new-file'] + REFERENCE_CHAIN, chain_after)
+
+    def test_create_quiesce_refused_retries_without(self):
+        self.add_reference_domain(agent=False)
+        chain_after = self.create()
+        self.assertEqual([(REFERENCE_SNAPSHOT_XML, snapshot_flags(True)),
+                          (REFERENCE_SNAPSHOT_XML, snapshot_flags(False))],
+                         self.snapshot_calls())
+        self.assertEqual(['new-file'] + REFERENCE_CHAIN, chain_after)
+        self.assertIn('Guest g1 could not be quiesced (argument unsupported:'
+                      ' QEMU guest agent is not configured); taking snapshot'
+                      ' snap-1 without quiescing', self.log.output)
+
+    def test_create_quiesce_required(self):
+        self.conf.config(group='libvirt', quiesce='require')
+        self.add_reference_domain(agent=False)
+        error = self.assertRaises(exception.OperationFailed, self.create)
+        self.assertEqual([(REFERENCE_SNAPSHOT_XML, snapshot_flags(True))],
+                         self.snapshot_calls())
+        self.assertEqual("Guest g1 could not be quiesced, and quiescing is "
+                         "required: argument unsupported: QEMU guest agent "
+                         "is not configured", str(error))
+        self.assertEqual(REFERENCE_CHAIN, self.driver.locate_disk('V').names)
+
+    def test_create_no_agent_expected(self):
+        self.conf.config(group='libvirt', quiesce='never')
+        self.add_reference_domain(agent=False)
+        self.create()
+        self.assertEqual([(REFERENCE_SNAPSHOT_XML, snapshot_flags(False))],
+                         self.snapshot_calls())
+
+    def test_pull_onto_a_base(self):
+        self.add_reference_domain()
+        chain_after = self.delete('other-snap.img', None)
+        self.assertEqual([('blockRebase', 'g1', 'vda', 'other-snap.img', 0,
+                           libvirt.VIR_DOMAIN_BLOCK_REBASE_RELATIVE)],
+                         self.conn.changes())
+        self.assertEqual(['disk1_file', 'other-snap.img', 'base.img'],
+                         chain_after)
+        self.assertEqual('other-snap.img', self.header('/d/disk1_file'))
+
+    def test_commit(self):
+        self.add_reference_domain()
+        chain_after = self.delete('snap.img', 'other-snap.img')
+        self.assertEqual([('blockCommit', 'g1', 'vda', 'other-snap.img',
+                           'snap.img', 0,
+                           libvirt.VIR_DOMAIN_BLOCK_COMMIT_RELATIVE)],
+                         self.conn.changes())
+        self.assertEqual(['disk1_file', 'other-snap.img', 'base.img'],
+                         chain_after)
+        self.assertEqual('other-snap.img', self.header('/d/disk1_file'))
+
+    def test_pull_everything(self):
+        self.add_reference_domain()
+        chain_after = self.delete(None, None)
+        self.assertEqual([('blockRebase', 'g1', 'vda', None, 0, 0)],
+                         self.conn.changes())
+        self.assertEqual(['disk1_file'], chain_after)
+
+    def test_invalid_references_are_refused_before_libvirt(self):
+        self.add_reference_domain()
+        disk = self.driver.locate_disk('V')
+        for file_to_merge, target in (('nope.img', None),
+                                      ('snap.img', 'base.img')):
+            error = self.assertRaises(exception.InvalidChainReference,
+                                      chain.plan_delete, disk, 's',
+                                      file_to_merge, target)
+            self.assertEqual(400, error.code)
+            self.assertIn('the chain of disk vda of guest g1 is disk1_file '
+                          '-> snap.img -> other-snap.img -> base.img',
+                          str(error))
+        self.assertEqual([], self.conn.changes())
+        self.assertEqual([], self.qemu_img.commands)
+
+    def test_netfs_pull(self):
+        self.add_netfs_domain()
+        chain_after = self.delete('snap-b.img', None, volume_id='N')
+        self.assertEqual([('blockRebase', 'g2', 'vdb', 'vdb[2]', 0,
+                           libvirt.VIR_DOMAIN_BLOCK_REBASE_RELATIVE)],
+                         self.conn.changes())
+        self.assertEqual(['root.img', 'snap-b.img'], chain_after)
+
+    def test_netfs_commit(self):
+        self.add_netfs_domain()
+        chain_after = self.delete('snap.img', 'snap-b.img', volume_id='N')
+        self.assertEqual([('blockCommit', 'g2', 'vdb', 'vdb[2]', 'vdb[1]', 0,
+                           libvirt.VIR_DOMAIN_BLOCK_COMMIT_RELATIVE)],
+                         self.conn.changes())
+        self.assertEqual(['root.img', 'snap-b.img'], chain_after)
+
+    def test_pull_of_a_stopped_guest(self):
+        self.add_reference_domain(running=False)
+        chain_after = self.delete('other-snap.img', None)
+        self.assertEqual([], self.conn.changes())
+        self.assertEqual([('qemu-img', 'rebase', '-f', 'qcow2', '-F',
+                           'qcow2', '-b', 'other-snap.img', '/d/disk1_file')],
+                         self.qemu_img.commands_of('rebase'))
+        self.assertEqual(['disk1_file', 'other-snap.img', 'base.img'],
+                         chain_after)
+
+
+class LocateDiskTestCase(DriverTestCase):
+
+    def test_running_guest(self):
+        dom = self.add_reference_domain()
+        disk = self.driver.locate_disk('V')
+        self.assertEqual('V', disk.volume_id)
+        self.assertEqual('g1', disk.guest)
+        self.assertEqual('vda', disk.target)
+        self.assertTrue(disk.running)
+        self.assertEqual('file', disk.source_type)
+        self.assertEqual('/d', disk.directory)
+        self.assertEqual(
+            (chain.ChainEntry('disk1_file', '/d/disk1_file', 'qcow2', 1),
+             chain.ChainEntry('snap.img', '/d/snap.img', 'qcow2', 2),
+             chain.ChainEntry('other-snap.img', '/d/other-snap.img',
+                              'qcow2', 3),
+             chain.ChainEntry('base.img', '/d/base.img', 'qcow2', 4)),
+            disk.chain)
+        self.assertEqual(dom.uuid, disk.details['domain_uuid'])
+        self.assertEqual('g1', disk.details['domain_name'])
+        self.assertEqual(('vdb',), disk.details['other_targets'])
+        # Nothing read from the images: libvirt shows the chain.
+        self.assertEqual([], self.qemu_img.commands)
+
+    def test_stopped_guest_chain_comes_from_the_headers(self):
+        self.add_reference_domain(running=False)
+        disk = self.driver.locate_disk('V')
+        self.assertFalse(disk.running)
+        self.assertEqual(REFERENCE_CHAIN, disk.names)
+        self.assertEqual(['/d/disk1_file', '/d/snap.img',
+                          '/d/other-snap.img', '/d/base.img'],
+                         [entry.path for entry in disk.chain])
+        self.assertEqual([('qemu-img', 'info', '--output=json',
+                           '--force-share', '--backing-chain', '-f', 'qcow2',
+                           '/d/disk1_file')], self.qemu_img.commands)
+        self.assertIsNotNone(self.qemu_img.kwargs[0]['prlimit'])
+
+    def test_not_attached(self):
+        self.add_reference_domain()
+        error = self.assertRaises(exception.VolumeNotAttached,
+                                  self.driver.locate_disk, 'W')
+        self.assertEqual(400, error.code)
+
+    def test_serial_attribute_does_not_count(self):
+        self.images.add('/e/x')
+        self.conn.add_domain('decoy', [fakes.FakeDisk(
+            'vda', path='/e/x', serial_attribute='V')])
+        self.assertRaises(exception.VolumeNotAttached,
+                          self.driver.locate_disk, 'V')
+        self.add_reference_domain()
+        self.assertEqual('g1', self.driver.locate_disk('V').guest)
+
+    def test_multi_attach_is_refused(self):
+        self.add_reference_domain()
+        self.conn.add_domain('g2', [fakes.FakeDisk('vdc', serial='V',
+                                                   path='/d/disk1_file')],
+                             running=False)
+        error = self.assertRaises(exception.VolumeMultiAttached,
+                                  self.driver.locate_disk, 'V')
+        self.assertEqual(400, error.code)
+        self.assertIn('g1 (disk vda), g2 (disk vdc)', str(error))
+
+    def test_block_disk(self):
+        self.images.add('/dev/vg/lv', backing=None)
+        self.conn.add_domain('g', [fakes.FakeDisk(
+            'vda', serial='B', disk_type='block', path='/dev/vg/lv')])
+        disk = self.driver.locate_disk('B')
+        self.assertEqual('file', disk.source_type)
+        self.assertEqual('/dev/vg', disk.directory)
+
+    def test_netfs_disk(self):
+        self.add_netfs_domain()
+        disk = self.driver.locate_disk('N')
+        self.assertEqual('network', disk.source_type)
+        self.assertIsNone(disk.directory)
+        self.assertEqual(['root.img', 'snap.img', 'snap-b.img'], disk.names)
+        self.assertEqual([0, 1, 2], [entry.index for entry in disk.chain])
+        self.assertEqual('vol1/snap.img', disk.chain[1].path)
+        self.assertEqual(((('name', 'gluster1'), ('port', '24007')),),
+                         disk.details['hosts'])
+
+    def test_other_network_disk_is_not_snapshotable(self):
+        self.conn.add_domain('g', [fakes.FakeDisk(
+            'vda', serial='R', disk_type='network', protocol='rbd',
+            chain=[('pool/img', 'raw', 1)])])
+        error = self.assertRaises(exception.NoSnapshotableDisk,
+                                  self.driver.locate_disk, 'R')
+        self.assertIn('Found no disk to snapshot', str(error))
+
+    def test_disk_without_source_is_not_snapshotable(self):
+        self.conn.add_domain('g', [fakes.FakeDisk('hdc', serial='C',
+                                                  device='cdrom')])
+        self.assertRaises(exception.NoSnapshotableDisk,
+                          self.driver.locate_disk, 'C')
+
+    def test_domain_vanishing_while_listed_is_skipped(self):
+        self.add_reference_domain()
+        gone = self.conn.add_domain('gone', [])
+
+        def vanished(flags=0):
+            raise fakes.libvirt_error(libvirt.VIR_ERR_NO_DOMAIN,
+                                      'Domain not found')
+        gone.XMLDesc = vanished
+        self.assertEqual('g1', self.driver.locate_disk('V').guest)
+
+    def test_libvirt_unreachable(self):
+        self.add_reference_domain()
+
+        def refuse(uri):
+            raise fakes.libvirt_error(libvirt.VIR_ERR_SYSTEM_ERROR,
+                                      'Failed to connect socket')
+        self.conn.drop()
+        self.useFixture(fixtures.MonkeyPatch('libvirt.open', refuse))
+        error = self.assertRaises(exception.OperationFailed,
+                                  self.driver.locate_disk, 'V')
+        self.assertIn('Failed to connect socket', str(error))
+
+
+class InspectOverlayTestCase(DriverTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.dir = self.useFixture(fixtures.TempDir()).path
+        active = self.images.add_chain(self.dir, ['vol', 'vol.base'])
+        self.conn.add_domain('g', [fakes.FakeDisk('vda', serial='V',
+                                                  path=active)])
+        self.disk = self.driver.locate_disk('V')
+
+    def add(self, name, **kwargs):
+        path = os.path.join(self.dir, name)
+        fakes.touch(path)
+        self.images.add(path, **kwargs)
+        return path
+
+    def test_missing(self):
+        overlay = self.driver.inspect_overlay(self.disk, 'new')
+        self.assertEqual(chain.OverlayInfo('new', exists=False), overlay)
+        self.assertEqual([], self.qemu_img.commands)
+
+    def test_qcow2_overlay(self):
+        path = self.add('new', backing='vol')
+        overlay = self.driver.inspect_overlay(self.disk, 'new')
+        self.assertEqual(chain.OverlayInfo('new', True, 'qcow2', 'vol'),
+                         overlay)
+        # The one qemu-img call without -f: its format is being checked.
+        self.assertEqual([('qemu-img', 'info', '--output=json',
+                           '--force-share', path)], self.qemu_img.commands)
+
+    def test_raw_overlay_is_reported_as_raw(self):
+        self.add('new', fmt='raw')
+        overlay = self.driver.inspect_overlay(self.disk, 'new')
+        self.assertEqual('raw', overlay.fmt)
+        self.assertRaises(exception.InvalidOverlay, chain.plan_create,
+                          self.disk, 's', 'new', overlay)
+
+    def test_symlink_is_refused(self):
+        target = self.add('real', backing='vol')
+        os.symlink(target, os.path.join(self.dir, 'link'))
+        error = self.assertRaises(exception.InvalidOverlay,
+                                  self.driver.inspect_overlay, self.disk,
+                                  'link')
+        self.assertIn('is a symbolic link', str(error))
+        self.assertEqual(400, error.code)
+
+    def test_dangling_symlink_is_refused(self):
+        os.symlink('/etc/passwd-nope', os.path.join(self.dir, 'link'))
+        self.assertRaises(exception.InvalidOverlay,
+                          self.driver.inspect_overlay, self.disk, 'link')
+
+    def test_directory_is_refused(self):
+        os.mkdir(os.path.join(self.dir, 'sub'))
+        error = self.assertRaises(exception.InvalidOverlay,
+                                  self.driver.inspect_overlay, self.disk,
+                                  'sub')
+        self.assertIn('not a regular file', str(error))
+        self.assertEqual([], self.qemu_img.commands)
+
+    def test_netfs_cannot_be_inspected(self):
+        self.add_netfs_domain()
+        self.assertIsNone(self.driver.inspect_overlay(
+            self.driver.locate_disk('N'), 'new'))
+
+
+class CreateSnapshotTestCase(DriverTestCase):
+
+    def test_domain_metadata_overrides_the_option(self):
+        self.add_reference_domain(metadata=(
+            '<snapdriver:quiesce xmlns:snapdriver="%s">never'
+            '</snapdriver:quiesce>' % domxml.METADATA_NS))
+        self.create()
+        self.assertEqual([(REFERENCE_SNAPSHOT_XML, snapshot_flags(False))],
+                         self.snapshot_calls())
+
+    def test_domain_metadata_can_require(self):
+        self.add_reference_domain(agent=False, metadata=(
+            '<sd:quiesce xmlns:sd="%s">require</sd:quiesce>'
+            % domxml.METADATA_NS))
+        self.assertRaises(exception.OperationFailed, self.create)
+        self.assertEqual(1, len(self.snapshot_calls()))
+
+    def test_invalid_metadata_value(self):
+        self.add_reference_domain(metadata=(
+            '<sd:quiesce xmlns:sd="%s">always</sd:quiesce>'
+            % domxml.METADATA_NS))
+        error = self.assertRaises(exception.OperationFailed, self.create)
+        self.assertEqual("Guest g1 asks for quiesce 'always' in its "
+                         "metadata; the choices are never, try, require.",
+                         str(error))
+        self.assertEqual([], self.snapshot_calls())
+
+    def test_thaw_failure_after_the_snapshot_is_a_success(self):
+        dom = self.add_reference_domain()
+        dom.thaw_error = fakes.libvirt_error(
+            libvirt.VIR_ERR_AGENT_UNRESPONSIVE, 'Guest agent is not '
+            'responding')
+        self.assertEqual(['new-file'] + REFERENCE_CHAIN, self.create())
+        self.assertEqual(1, len(self.snapshot_calls()))
+
+    def test_libvirt_refusal_is_reported(self):
+        dom = self.add_reference_domain()
+        dom.snapshot_errors = {
+            1: fakes.libvirt_error(libvirt.VIR_ERR_INTERNAL_ERROR, 'boom 1'),
+            2: fakes.libvirt_error(libvirt.VIR_ERR_INTERNAL_ERROR, 'boom 2')}
+        error = self.assertRaises(exception.OperationFailed, self.create)
+        self.assertEqual("libvirt could not switch disk vda of guest g1 onto "
+                         "new-file: boom 2", str(error))
+
+    def test_stopped_guest_is_not_quiesced(self):
+        self.conf.config(group='libvirt', quiesce='require')
+        self.add_reference_domain(running=False)
+        chain_after = self.create()
+        self.assertEqual([(REFERENCE_SNAPSHOT_XML, snapshot_flags(False))],
+                         self.snapshot_calls())
+        self.assertEqual(['new-file'] + REFERENCE_CHAIN, chain_after)
+
+    def test_chain_is_verified(self):
+        dom = self.add_reference_domain()
+        dom.applies_snapshots = False
+        error = self.assertRaises(exception.OperationFailed, self.create)
+        self.assertEqual(
+            "After the snapshot, the chain of disk vda of guest g1 should be "
+            "new-file -> disk1_file -> snap.img -> other-snap.img -> base.img"
+            " but is disk1_file -> snap.img -> other-snap.img -> base.img.",
+            str(error))
+
+    def test_chain_changed_since_the_plan(self):
+        self.add_reference_domain()
+        disk = self.driver.locate_disk('V')
+        self.images.add('/d/new-file', backing='disk1_file')
+        plan = chain.plan_create(disk, 's', 'new-file', None)
+        self.images.files['/d/disk1_file'].backing = 'other-snap.img'
+        error = self.assertRaises(exception.OperationFailed,
+                                  self.driver.create_snapshot, plan)
+        self.assertIn('changed after the request was accepted', str(error))
+        self.assertEqual([], self.snapshot_calls())
+
+    def test_guest_gone(self):
+        self.add_reference_domain()
+        disk = self.driver.locate_disk('V')
+        plan = chain.plan_create(disk, 's', 'new-file', None)
+        self.conn.domains = []
+        error = self.assertRaises(exception.OperationFailed,
+                                  self.driver.create_snapshot, plan)
+        self.assertIn('Guest g1 (%s) cannot be found any more'
+                      % disk.details['domain_uuid'], str(error))
+
+    def test_netfs(self):
+        self.add_netfs_domain()
+        chain_after = self.create(volume_id='N')
+        self.assertEqual([(canonical(
+            '<domainsnapshot><disks>'
+            '<disk name="vdb" snapshot="external" type="network">'
+            '<source protocol="netfs" name="vol1/new-file">'
+            '<host name="gluster1" port="24007"/></source></disk>'
+            '</disks></domainsnapshot>'), snapshot_flags(True))],
+            self.snapshot_calls())
+        self.assertEqual(['new-file', 'root.img', 'snap.img', 'snap-b.img'],
+                         chain_after)
+
+    def test_netfs_of_a_stopped_guest(self):
+        self.add_netfs_domain(running=False)
+        error = self.assertRaises(exception.OperationFailed, self.create,
+                                  volume_id='N')
+        self.assertIn('Guest g2 is not running', str(error))
+        self.assertEqual([], self.snapshot_calls())
+
+
+class DeleteSnapshotTestCase(DriverTestCase):
+
+    def test_job_followed_by_polling_without_events(self):
+        dom = self.add_reference_domain()
+        dom.send_events = False
+        dom.job_polls = 3
+        self.assertEqual(['disk1_file', 'other-snap.img', 'base.img'],
+                         self.delete('snap.img', 'other-snap.img'))
+        self.assertEqual(4, len(self.conn.calls_of('blockJobInfo')))
+
+    def test_timeout_aborts_the_job(self):
+        self.conf.config(group='libvirt', block_job_timeout=1)
+        dom = self.add_reference_domain()
+        dom.job_outcome = 'hang'
+        error = self.assertRaises(exception.OperationFailed, self.delete,
+                                  'other-snap.img', None)
+        self.assertEqual([('blockJobAbort', 'g1', 'vda', 0)],
+                         self.conn.calls_of('blockJobAbort'))
+        self.assertEqual("The block pull on disk vda of guest g1 did not "
+                         "finish within 1 seconds ([libvirt] "
+                         "block_job_timeout; 33554432 of 67108864 bytes "
+                         "done) and was aborted.", str(error))
+        self.assertEqual({}, dom.jobs)
+
+    def test_cancelled_job_is_detected_by_the_chain(self):
+        dom = self.add_reference_domain()
+        dom.job_outcome = 'cancel'
+        dom.send_events = False
+        error = self.assertRaises(exception.OperationFailed, self.delete,
+                                  'snap.img', 'other-snap.img')
+        self.assertEqual(
+            "After the block commit, the chain of disk vda of guest g1 "
+            "should be disk1_file -> other-snap.img -> base.img but is "
+            "disk1_file -> snap.img -> other-snap.img -> base.img.",
+            str(error))
+
+    def test_cancel_event_is_mentioned(self):
+        dom = self.add_reference_domain()
+        dom.job_outcome = 'cancel'
+        error = self.assertRaises(exception.OperationFailed, self.delete,
+                                  'other-snap.img', None)
+        self.assertTrue(str(error).endswith(
+            'libvirt reported that the job was cancelled.'), str(error))
+
+    def test_failed_job(self):
+        dom = self.add_reference_domain()
+        dom.job_outcome = 'fail'
+        error = self.assertRaises(exception.OperationFailed, self.delete,
+                                  None, None)
+        self.assertIn('libvirt reported that the job failed.', str(error))
+
+    def test_libvirt_refuses_the_job(self):
+        dom = self.add_reference_domain()
+        dom.jobs['vda'] = fakes.FakeJob(kind=1, end=1, effect=None,
+                                        polls_left=99)
+        error = self.assertRaises(exception.OperationFailed, self.delete,
+                                  'other-snap.img', None)
+        self.assertEqual("libvirt refused the block pull on disk vda of "
+                         "guest g1: disk 'vda' already in active block job",
+                         str(error))
+
+    def test_absolute_backing_name_is_reported(self):
+        dom = self.add_reference_domain()
+        dom.keeps_relative = False
+        error = self.assertRaises(exception.OperationFailed, self.delete,
+                                  'other-snap.img', None)
+        self.assertEqual("After the block pull, /d/disk1_file records its "
+                         "backing file as the absolute path "
+                         "/d/other-snap.img; Cinder needs a relative name.",
+                         str(error))
+
+    def test_stopped_guest_pull_reads_the_base_format(self):
+        self.images.add('/d/base.raw', fmt='raw')
+        self.images.add('/d/mid', backing='base.raw')
+        self.images.add('/d/top', backing='mid')
+        self.conn.add_domain('g', [fakes.FakeDisk('vda', serial='V',
+                                                  path='/d/top')],
+                             running=False)
+        self.assertEqual(['top', 'base.raw'], self.delete('base.raw', None))
+        self.assertEqual([('qemu-img', 'rebase', '-f', 'qcow2', '-F', 'raw',
+                           '-b', 'base.raw', '/d/top')],
+                         self.qemu_img.commands_of('rebase'))
+
+    def test_stopped_guest_pull_everything(self):
+        self.add_reference_domain(running=False)
+        self.assertEqual(['disk1_file'], self.delete(None, None))
+        self.assertEqual([('qemu-img', 'rebase', '-f', 'qcow2', '-b', '',
+                           '/d/disk1_file')],
+                         self.qemu_img.commands_of('rebase'))
+
+    def test_stopped_guest_commit(self):
+        self.add_reference_domain(running=False)
+        self.assertEqual(['disk1_file', 'other-snap.img', 'base.img'],
+                         self.delete('snap.img', 'other-snap.img'))
+        self.assertEqual(
+            [('qemu-img', 'commit', '-f', 'qcow2', '-d', '/d/snap.img'),
+             ('qemu-img', 'rebase', '-f', 'qcow2', '-u', '-F', 'qcow2', '-b',
+              'other-snap.img', '/d/disk1_file')],
+            [cmd for cmd in self.qemu_img.commands if cmd[1] != 'info'])
+        self.assertEqual([], self.conn.changes())
+
+    def test_stopped_guest_commit_failure_relinks_nothing(self):
+        self.add_reference_domain(running=False)
+        self.qemu_img.failures['commit'] = 'qemu-img: Lock held'
+        error = self.assertRaises(exception.OperationFailed, self.delete,
+                                  'snap.img', 'other-snap.img')
+        self.assertEqual('qemu-img commit of /d/snap.img failed (exit code '
+                         '1): qemu-img: Lock held', str(error))
+        self.assertEqual([], self.qemu_img.commands_of('rebase'))
+
+    def test_stopped_guest_netfs_is_refused(self):
+        self.add_netfs_domain(running=False)
+        disk = self.driver.locate_disk('N')
+        error = self.assertRaises(
+            exception.OperationFailed, self.driver.delete_snapshot,
+            chain.plan_delete(disk, 's', None, None))
+        self.assertIn('only changed while the guest runs', str(error))
+
+    def test_guest_stopping_during_the_job(self):
+        dom = self.add_reference_domain()
+        dom.job_polls = 5
+        dom.send_events = False
+        real_info = dom.blockJobInfo
+
+        def stop_during_poll(disk, flags):
+            dom.running = False
+            return real_info(disk, flags)
+        dom.blockJobInfo = stop_during_poll
+        error = self.assertRaises(exception.OperationFailed, self.delete,
+                                  'other-snap.img', None)
+        self.assertIn('should be disk1_file -> other-snap.img -> base.img',
+                      str(error))
+
+
+class WaitForPendingTestCase(DriverTestCase):
+    """A block job left running by an earlier snapdriver process."""
+
+    def setUp(self):
+        super().setUp()
+        self.dom = self.add_reference_domain()
+        self.disk = self.driver.locate_disk('V')
+
+    def leave_job(self, polls):
+        self.dom.jobs['vda'] = fakes.FakeJob(
+            kind=libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_COMMIT, end=fakes.MIB,
+            effect=lambda: None, polls_left=polls)
+
+    def test_no_job(self):
+        self.assertFalse(self.driver.wait_for_pending(self.disk))
+
+    def test_stopped_guest_has_no_job(self):
+        self.dom.running = False
+        self.assertFalse(self.driver.wait_for_pending(
+            self.driver.locate_disk('V')))
+        self.assertEqual([], self.conn.calls_of('blockJobInfo'))
+
+    def test_guest_stopped_since_it_was_located(self):
+        self.dom.running = False
+        self.assertFalse(self.driver.wait_for_pending(self.disk))
+
+    def test_waits_for_the_job(self):
+        self.leave_job(polls=3)
+        self.assertTrue(self.driver.wait_for_pending(self.disk))
+        self.assertEqual({}, self.dom.jobs)
+        self.assertEqual([], self.conn.changes())
+
+    def test_job_that_does_not_end_is_aborted(self):
+        self.conf.config(group='libvirt', block_job_timeout=1)
+        self.leave_job(polls=10 ** 9)
+        error = self.assertRaises(exception.OperationFailed,
+                                  self.driver.wait_for_pending, self.disk)
+        self.assertIn('The block job on disk vda of guest g1 did not finish '
+                      'within 1 seconds', str(error))
+        self.assertEqual([('blockJobAbort', 'g1', 'vda', 0)],
+                         self.conn.changes())
+
+
+class ConnectionTestCase(base.LibvirtTestCase):
+
+    def test_capabilities(self):
+        capabilities = self.make_driver().capabilities()
+        self.assertTrue(all(capabilities.as_dict().values()))
+
+    def test_connects_to_the_configured_uri(self):
+        self.make_driver()
+        self.assertEqual(['qemu:///test'], self.opened)
+        self.assertEqual(
+            [libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2],
+            [event_id for _cb, event_id, _o in self.conn.event_callbacks])
+        self.assertEqual(1, len(self.conn.close_callbacks))
+
+    def test_binding_missing(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'snapdriver.drivers.libvirt.driver.libvirt', None))
+        error = self.assertRaises(exception.DriverLoadError,
+                                  self.make_driver)
+        self.assertEqual("Driver libvirt could not be loaded: the libvirt "
+                         "Python binding cannot be imported; install "
+                         "libvirt-python (PyPI) or python3-libvirt "
+                         "(distribution package)", str(error))
+
+    def test_qemu_img_missing(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'snapdriver.drivers.libvirt.qemuimg.find', lambda: None))
+        error = self.assertRaises(exception.DriverLoadError,
+                                  self.make_driver)
+        self.assertIn('qemu-img was not found in PATH', str(error))
+        self.assertEqual([], self.opened)
+
+    def test_connection_refused(self):
+        def refuse(uri):
+            raise fakes.libvirt_error(
+                libvirt.VIR_ERR_SYSTEM_ERROR, "Failed to connect socket to "
+                "'/run/libvirt/libvirt-sock': No such file or directory")
+        self.useFixture(fixtures.MonkeyPatch('libvirt.open', refuse))
+        error = self.assertRaises(exception.DriverLoadError,
+                                  self.make_driver)
+        self.assertEqual("Driver libvirt could not be loaded: cannot connect "
+                         "to libvirt at qemu:///test ([libvirt] "
+                         "connection_uri): Failed to connect socket to "
+                         "'/run/libvirt/libvirt-sock': No such file or "
+                         "directory", str(error))
+
+    def test_not_qemu(self):
+        self.conn.hypervisor = 'LXC'
+        error = self.assertRaises(exception.DriverLoadError,
+                                  self.make_driver)
+        self.assertIn('leads to a LXC hypervisor', str(error))
+
+    def _restart_libvirtd(self):
+        old = self.conn
+        self.conn = fakes.FakeConnection(self.images)
+        self.conn.domains = old.domains
+        for domain in old.domains:
+            domain.conn = self.conn
+        return old
+
+    def test_reconnects_after_libvirtd_closed_the_connection(self):
+        driver = self.make_driver()
+        self.images.add('/d/a')
+        self.conn.add_domain('g', [fakes.FakeDisk('vda', serial='V',
+                                                  path='/d/a')])
+        old = self._restart_libvirtd()
+        old.drop()
+        self.assertEqual('g', driver.locate_disk('V').guest)
+        self.assertEqual(2, len(self.opened))
+        # Events come from the new connection.
+        self.assertEqual(1, len(self.conn.event_callbacks))
+
+    def test_reconnects_when_the_connection_is_dead(self):
+        driver = self.make_driver()
+        old = self._restart_libvirtd()
+        old.alive = False  # no close callback this time
+        self.assertRaises(exception.VolumeNotAttached,
+                          driver.locate_disk, 'V')
+        self.assertEqual(2, len(self.opened))
+
+    def test_late_close_of_a_replaced_connection(self):
+        driver = self.make_driver()
+        old = self._restart_libvirtd()
+        old.alive = False
+        self.assertRaises(exception.VolumeNotAttached,
+                          driver.locate_disk, 'V')
+        self.assertEqual([('close',)], old.calls_of('close'))
+        old.drop()
+        self.assertRaises(exception.VolumeNotAttached,
+                          driver.locate_disk, 'V')
+        self.assertEqual(2, len(self.opened))
+
+    def test_read_retried_once_when_the_connection_drops_during_it(self):
+        driver = self.make_driver()
+        old = self.conn
+
+        def drop(flags=0):
+            # isAlive() was still true when the call started.
+            old.alive = False
+            raise fakes.libvirt_error(libvirt.VIR_ERR_INTERNAL_ERROR,
+                                      'client socket is closed')
+        old.listAllDomains = drop
+        self._restart_libvirtd()
+        self.assertRaises(exception.VolumeNotAttached,
+                          driver.locate_disk, 'V')
+        self.assertEqual(2, len(self.opened))
+
+    def test_block_job_event_reaches_the_tracker(self):
+        driver = self.make_driver()
+        self.images.add('/d/a')
+        dom = self.conn.add_domain('g', [fakes.FakeDisk('vda', serial='V',
+                                                        path='/d/a')])
+        with driver._jobs.watch(dom.uuid, 'vda') as watch:
+            self.conn.emit_block_job(
+                dom, 'vda', libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_PULL,
+                libvirt.VIR_DOMAIN_BLOCK_JOB_COMPLETED)
+            self.assertEqual(libvirt.VIR_DOMAIN_BLOCK_JOB_COMPLETED,
+                             watch.wait(lambda: {}, 1, 1))

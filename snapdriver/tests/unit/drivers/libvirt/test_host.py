@@ -1,0 +1,78 @@
+"""Tests of the libvirt connection handling."""
+
+from unittest import mock
+
+import fixtures
+
+from snapdriver.drivers.libvirt import host
+from snapdriver.tests.unit.drivers.libvirt import base
+from snapdriver.tests.unit.drivers.libvirt import fakes
+
+libvirt = fakes.libvirt
+
+
+# Taken before any test replaces it (the base class makes it a no-op).
+START_EVENT_LOOP = host.start_event_loop
+
+
+class EventLoopTestCase(base.LibvirtTestCase):
+
+    def test_started_once(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'snapdriver.drivers.libvirt.host._event_loop_thread', None))
+        register = self.useFixture(fixtures.MockPatch(
+            'libvirt.virEventRegisterDefaultImpl')).mock
+        errors = self.useFixture(fixtures.MockPatch(
+            'libvirt.registerErrorHandler')).mock
+        thread = self.useFixture(fixtures.MockPatch(
+            'threading.Thread')).mock
+        START_EVENT_LOOP()
+        START_EVENT_LOOP()
+        register.assert_called_once_with()
+        errors.assert_called_once_with(mock.ANY, None)
+        thread.assert_called_once_with(target=host._run_event_loop,
+                                       name='libvirt-event-loop',
+                                       daemon=True)
+        thread.return_value.start.assert_called_once_with()
+
+
+class HostTestCase(base.LibvirtTestCase):
+
+    def test_connection_errors(self):
+        for code in (libvirt.VIR_ERR_SYSTEM_ERROR,
+                     libvirt.VIR_ERR_INTERNAL_ERROR,
+                     libvirt.VIR_ERR_INVALID_CONN):
+            self.assertTrue(host.is_connection_error(
+                fakes.libvirt_error(code, 'x')))
+        self.assertFalse(host.is_connection_error(
+            fakes.libvirt_error(libvirt.VIR_ERR_NO_DOMAIN, 'x')))
+
+    def test_connection_kept_while_alive(self):
+        connection = host.Host('qemu:///test', mock.Mock())
+        first = connection.get_connection()
+        self.assertIs(first, connection.get_connection())
+        self.assertEqual(['qemu:///test'], self.opened)
+
+    def test_event_handler_errors_are_logged_not_raised(self):
+        handler = mock.Mock(side_effect=ValueError('bad'))
+        connection = host.Host('qemu:///test', handler)
+        connection.get_connection()
+        self.images.add('/d/a')
+        dom = self.conn.add_domain('g', [])
+        self.conn.emit_block_job(dom, 'vda', 1, 0)
+        handler.assert_called_once_with(dom.uuid, 'vda', 1, 0)
+        self.assertIn('Handling a block job event failed', self.log.output)
+
+    def test_missing_events_are_tolerated(self):
+        def refuse(*args):
+            raise fakes.libvirt_error(libvirt.VIR_ERR_NO_SUPPORT, 'nope')
+        self.conn.domainEventRegisterAny = refuse
+        connection = host.Host('qemu:///test', mock.Mock())
+        self.assertIs(self.conn, connection.get_connection())
+        self.assertIn('block jobs are followed by polling only',
+                      self.log.output)
+
+    def test_other_errors_are_not_retried(self):
+        connection = host.Host('qemu:///test', mock.Mock())
+        self.assertRaises(libvirt.libvirtError, connection.lookup, 'nope')
+        self.assertEqual(1, len(self.opened))

@@ -1,0 +1,127 @@
+"""Tests of the qemu-img wrapper: command lines, limits, errors."""
+
+import json
+import subprocess
+from unittest import mock
+
+import fixtures
+from oslo_concurrency import processutils
+
+from snapdriver.drivers.libvirt import qemuimg
+from snapdriver import exception
+from snapdriver.tests import base
+
+MIB = 1024 * 1024
+
+
+class QemuImgTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.execute = mock.Mock(return_value=('{}', ''))
+        self.useFixture(fixtures.MonkeyPatch(
+            'oslo_concurrency.processutils.execute', self.execute))
+
+    def _call(self):
+        args, kwargs = self.execute.call_args
+        return list(args), kwargs
+
+    def test_probe_detects_the_format(self):
+        self.execute.return_value = (json.dumps(
+            {'format': 'qcow2', 'backing-filename': 'disk1_file'}), '')
+        info = qemuimg.probe('/d/new-file')
+        self.assertEqual('disk1_file', info['backing-filename'])
+        args, kwargs = self._call()
+        # No -f: finding out the format is the point.
+        self.assertEqual(['qemu-img', 'info', '--output=json',
+                          '--force-share', '/d/new-file'], args)
+        limits = kwargs['prlimit']
+        self.assertEqual(1024 * MIB, limits.address_space)
+        self.assertEqual(30, limits.cpu_time)
+
+    def test_backing_chain(self):
+        self.execute.return_value = ('[{"filename": "/d/a"}]', '')
+        self.assertEqual([{'filename': '/d/a'}],
+                         qemuimg.backing_chain('/d/a', 'qcow2'))
+        args, _kwargs = self._call()
+        self.assertEqual(['qemu-img', 'info', '--output=json',
+                          '--force-share', '--backing-chain', '-f', 'qcow2',
+                          '/d/a'], args)
+
+    def test_info_of_a_known_format(self):
+        qemuimg.info('/d/a', 'qcow2')
+        self.assertEqual(['qemu-img', 'info', '--output=json',
+                          '--force-share', '-f', 'qcow2', '/d/a'],
+                         self._call()[0])
+
+    def test_limits_follow_the_options(self):
+        self.conf.config(group='libvirt', qemu_img_address_space_mb=256,
+                         qemu_img_cpu_time=5)
+        qemuimg.probe('/d/a')
+        limits = self._call()[1]['prlimit']
+        self.assertEqual(256 * MIB, limits.address_space)
+        self.assertEqual(5, limits.cpu_time)
+
+    def test_rebase_safe(self):
+        qemuimg.rebase('/d/disk1_file', 'qcow2', 'other-snap.img', 'raw')
+        args, kwargs = self._call()
+        self.assertEqual(['qemu-img', 'rebase', '-f', 'qcow2', '-F', 'raw',
+                          '-b', 'other-snap.img', '/d/disk1_file'], args)
+        # Copying data takes CPU: a timeout instead of a CPU limit.
+        self.assertIsNone(kwargs['prlimit'].cpu_time)
+        self.assertEqual(7200, kwargs['timeout'])
+
+    def test_rebase_onto_nothing(self):
+        qemuimg.rebase('/d/disk1_file', 'qcow2', '')
+        self.assertEqual(['qemu-img', 'rebase', '-f', 'qcow2', '-b', '',
+                          '/d/disk1_file'], self._call()[0])
+
+    def test_rebase_unsafe(self):
+        qemuimg.rebase('/d/a', 'qcow2', 'c', 'qcow2', unsafe=True)
+        self.assertEqual(['qemu-img', 'rebase', '-f', 'qcow2', '-u', '-F',
+                          'qcow2', '-b', 'c', '/d/a'], self._call()[0])
+
+    def test_commit_keeps_the_top_image(self):
+        self.conf.config(group='libvirt', qemu_img_timeout=60)
+        qemuimg.commit('/d/snap.img', 'qcow2')
+        args, kwargs = self._call()
+        self.assertEqual(['qemu-img', 'commit', '-f', 'qcow2', '-d',
+                          '/d/snap.img'], args)
+        self.assertEqual(60, kwargs['timeout'])
+        self.assertIsNone(kwargs['prlimit'].cpu_time)
+
+    def test_failure_carries_stderr(self):
+        self.execute.side_effect = processutils.ProcessExecutionError(
+            exit_code=1, stderr="qemu-img: Could not open '/d/x': No such "
+            "file or directory\n")
+        error = self.assertRaises(exception.OperationFailed,
+                                  qemuimg.probe, '/d/x')
+        self.assertEqual("qemu-img info of /d/x failed (exit code 1): "
+                         "qemu-img: Could not open '/d/x': No such file or "
+                         "directory", str(error))
+
+    def test_timeout_kills_the_process(self):
+        child = mock.Mock()
+
+        def hang(*args, **kwargs):
+            kwargs['on_execute'](child)
+            raise subprocess.TimeoutExpired(args, kwargs['timeout'])
+        self.execute.side_effect = hang
+        error = self.assertRaises(exception.OperationFailed,
+                                  qemuimg.commit, '/d/snap.img', 'qcow2')
+        child.kill.assert_called_once_with()
+        child.wait.assert_called_once_with()
+        self.assertIn('did not finish within 7200 seconds and was killed',
+                      str(error))
+
+    def test_not_json(self):
+        self.execute.return_value = ('image: /d/a', '')
+        error = self.assertRaises(exception.OperationFailed,
+                                  qemuimg.probe, '/d/a')
+        self.assertIn('printed no valid JSON', str(error))
+
+    def test_cannot_start(self):
+        self.execute.side_effect = OSError(2, 'No such file or directory')
+        error = self.assertRaises(exception.OperationFailed,
+                                  qemuimg.probe, '/d/a')
+        self.assertIn('could not be started', str(error))
