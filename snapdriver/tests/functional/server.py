@@ -4,8 +4,13 @@
 driver, an inventory file) into a temporary directory, starts the console
 script on a free loopback port with its output in a log file, waits until
 ``GET /healthcheck`` answers, and stops it with SIGTERM on cleanup.
+
+:func:`request` and :func:`raw_request` talk to it over a real socket; the
+second sends bytes exactly as given (invalid UTF-8 in the request line,
+hand-made chunked bodies), which ``http.client`` refuses to do.
 """
 
+import email.parser
 import http.client
 import json
 import os
@@ -106,6 +111,9 @@ class ApiServerFixture(fixtures.Fixture):
             'oslo_policy': {
                 # No policy file of the host's may change the defaults.
                 'policy_file': os.path.join(self.dir, 'policy.yaml')},
+            # The operation journal is per server, never the host's.
+            'database': {'connection': 'sqlite:///' + os.path.join(
+                self.dir, 'snapdriver.sqlite')},
         }
         if self.inventory is not None:
             self.inventory_path = os.path.join(self.dir, 'inventory.json')
@@ -166,7 +174,6 @@ class ApiServerFixture(fixtures.Fixture):
                                % (self.process.returncode, self.log_text()))
 
 
-
 def run_to_exit(config_path, env=None, timeout=START_TIMEOUT):
     """Run snapdriver-api with a configuration that must not start.
 
@@ -186,3 +193,94 @@ def run_to_exit(config_path, env=None, timeout=START_TIMEOUT):
                            % (timeout, (e.output or b'').decode(
                                'utf-8', 'replace')))
     return done.returncode, done.stdout.decode('utf-8', 'replace')
+
+
+class Response:
+    """An HTTP answer: ``status``, ``reason``, ``headers`` (an
+    ``email.message.Message``, case-insensitive), ``body`` (bytes)."""
+
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+
+    def header(self, name):
+        return self.headers.get(name)
+
+    def json(self):
+        return json.loads(self.body.decode('utf-8'))
+
+    def __repr__(self):
+        return '<Response %s %s: %r>' % (self.status, self.reason,
+                                         self.body[:500])
+
+
+def request(port, method, path, body=None, headers=None, timeout=10):
+    """One request with ``http.client``; ``body`` str or bytes.
+
+    ``http.client`` adds only Host, Accept-Encoding and Content-Length;
+    everything else is in ``headers``.
+    """
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        answer = conn.getresponse()
+        return Response(answer.status, answer.reason, answer.msg,
+                        answer.read())
+    finally:
+        conn.close()
+
+
+def raw_request(port, data, timeout=10, half_close=False):
+    """Send ``data`` (bytes) as is and read the answer to the end.
+
+    snapdriver-api's server speaks HTTP/1.0 and closes the connection after
+    each answer. ``half_close`` shuts the sending side down after ``data``.
+
+    :raises: socket.timeout if no complete answer comes within ``timeout``.
+    """
+    with socket.create_connection(('127.0.0.1', port),
+                                  timeout=timeout) as s:
+        s.sendall(data)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        received = b''
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    head, _, body = received.partition(b'\r\n\r\n')
+    status_line, _, header_text = head.partition(b'\r\n')
+    parts = status_line.decode('latin-1').split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith('HTTP/'):
+        raise ValueError("not an HTTP answer: %r" % received[:200])
+    headers = email.parser.Parser().parsestr(
+        header_text.decode('latin-1'), headersonly=True)
+    return Response(int(parts[1]), parts[2] if len(parts) > 2 else '',
+                    headers, body)
+
+
+def wait_for_operations(port, snapshot_id, token='admin:admin',
+                        timeout=10, prefix='/v2.1'):
+    """GET the operations of ``snapshot_id`` until none is queued or
+    running.
+
+    :returns: the list of operations (dicts) from the GET answer.
+    """
+    deadline = time.monotonic() + timeout
+    path = '%s/os-assisted-volume-snapshots/%s' % (prefix, snapshot_id)
+    while True:
+        answer = request(port, 'GET', path,
+                         headers={'X-Auth-Token': token})
+        if answer.status != 200:
+            raise AssertionError("GET %s: %r" % (path, answer))
+        operations = answer.json()['operations']
+        if all(op['state'] in ('succeeded', 'failed') for op in operations):
+            return operations
+        if time.monotonic() > deadline:
+            raise AssertionError("operations of %s still unfinished after "
+                                 "%ss: %r" % (snapshot_id, timeout,
+                                              operations))
+        time.sleep(0.05)
