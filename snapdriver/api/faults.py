@@ -21,6 +21,7 @@ NAMES = {
     405: 'badMethod',
     406: 'notAcceptable',
     409: 'conflictingRequest',
+    411: 'lengthRequired',
     413: 'overLimit',
     415: 'badMediaType',
     500: 'computeFault',

@@ -1,7 +1,6 @@
 """WSGI middleware of the API, assembled in code by :mod:`app`."""
 
-import io
-import json
+import urllib.parse
 import re
 import time
 import uuid
@@ -18,7 +17,6 @@ LOG = log.getLogger(__name__)
 REQUEST_ID_ENV = 'openstack.request_id'
 GLOBAL_REQUEST_ID_ENV = 'openstack.global_request_id'
 VERSION_ENV = 'snapdriver.microversion'
-JSON_ENV = 'snapdriver.json_body'
 _REQUEST_ID = re.compile(
     r'^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
 
@@ -87,8 +85,10 @@ class Microversion:
 
 
 class RequestLimits:
-    """Refuse oversized bodies (413) and query strings (400), and URLs
-    that are not UTF-8 (400), before anything reads them."""
+    """Refuse, before anything reads them: oversized bodies (413) and query
+    strings (400), chunked bodies (411: the console script's server cannot
+    de-chunk them, and the compute API's clients always send a length),
+    and paths or query strings that are not UTF-8 (400)."""
 
     def __init__(self, application, max_body, max_query):
         self.application = application
@@ -107,10 +107,17 @@ class RequestLimits:
         except UnicodeError:
             return faults.fault_response(
                 400, "The request path is not valid UTF-8.")
-        if len(environ.get('QUERY_STRING', '')) > self.max_query:
+        query = environ.get('QUERY_STRING', '')
+        if len(query) > self.max_query:
             return faults.fault_response(
                 400, "The query string is longer than %d bytes."
                 % self.max_query)
+        try:
+            urllib.parse.unquote_to_bytes(
+                query.encode('latin-1')).decode('utf-8')
+        except UnicodeError:
+            return faults.fault_response(
+                400, "The query string is not valid UTF-8.")
         length = environ.get('CONTENT_LENGTH')
         if length:
             try:
@@ -121,61 +128,14 @@ class RequestLimits:
             if length > self.max_body:
                 return self._too_large()
         elif 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', '').lower():
-            body = environ['wsgi.input'].read(self.max_body + 1)
-            if len(body) > self.max_body:
-                return self._too_large()
-            environ['wsgi.input'] = io.BytesIO(body)
-            environ['CONTENT_LENGTH'] = str(len(body))
-            del environ['HTTP_TRANSFER_ENCODING']
+            return faults.fault_response(
+                411, "Chunked request bodies are not accepted: send the "
+                     "body with a Content-Length.")
         return None
 
     def _too_large(self):
         return faults.fault_response(
             413, "The request body is larger than %d bytes." % self.max_body)
-
-
-class JsonBody:
-    """Parse a request's JSON body once, before the framework sees it.
-
-    Pecan would otherwise try to decode it itself and answer a body that
-    is not UTF-8 with a bare 400. The parsed document goes to
-    ``environ[JSON_ENV]``; a body that is not JSON is a 400 fault and a
-    body of another media type a 415.
-    """
-
-    _METHODS = ('POST', 'PUT', 'PATCH')
-    _TYPES = ('application/json', '')
-
-    def __init__(self, application):
-        self.application = application
-
-    def __call__(self, environ, start_response):
-        if environ.get('REQUEST_METHOD') in self._METHODS:
-            try:
-                environ[JSON_ENV] = self._parse(webob.Request(environ))
-            except exception.SnapdriverException as e:
-                response = faults.fault_response(e.code, e.message)
-                return response(environ, start_response)
-        return self.application(environ, start_response)
-
-    def _parse(self, request):
-        content_type = (request.content_type or '').lower()
-        if content_type not in self._TYPES:
-            raise UnsupportedMediaType(content_type=request.content_type)
-        try:
-            return json.loads(request.body.decode('utf-8'))
-        except UnicodeDecodeError:
-            raise exception.Invalid(
-                "Malformed request body: it is not UTF-8.")
-        except ValueError as e:
-            raise exception.Invalid(
-                "Malformed request body: it is not JSON (%s)." % e)
-
-
-class UnsupportedMediaType(exception.SnapdriverException):
-    code = 415
-    msg_fmt = ("Unsupported Content-Type %(content_type)r: send "
-               "application/json.")
 
 
 class NoAuth:

@@ -5,15 +5,15 @@ import jsonschema
 from snapdriver import exception
 
 
-def _field(error):
+def _field(error, what):
     path = [str(p) for p in error.absolute_path]
     if error.validator == 'required':
         missing = error.message.split("'")[1] if "'" in error.message else ''
         path.append(missing)
-    return '.'.join(p for p in path if p) or '(body)'
+    return '.'.join(p for p in path if p) or what
 
 
-def validate(schema, document, what='request body'):
+def validate(schema, document, what='(body)'):
     """Validate ``document``; report the first error, deepest field first.
 
     :raises: InvalidInput (400) naming the field, the value and the rule.
@@ -24,9 +24,9 @@ def validate(schema, document, what='request body'):
     if not errors:
         return
     error = errors[0]
-    field = _field(error)
+    field = _field(error, what)
     if error.validator == 'required':
-        reason = "it is required in the %s" % what
+        reason = "it is required"
     elif error.validator == 'additionalProperties':
         reason = error.message
     else:

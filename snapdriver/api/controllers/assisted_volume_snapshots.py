@@ -1,34 +1,64 @@
 """The os-assisted-volume-snapshots resource.
 
-POST validates the body and asks the operations API to accept a create;
-DELETE parses ``delete_info`` from the query string and asks for a delete.
-Both answer once the operation is validated and queued; the outcome reaches
-Cinder through the status reporter. GET (snapdriver's addition) shows what
-became of the operations of a snapshot id.
+POST on the collection validates the body and asks the operations API to
+accept a create; DELETE on an item parses ``delete_info`` from the query
+string and asks for a delete. Both answer once the operation is validated
+and journalled; the outcome reaches Cinder through the status reporter.
+GET on an item (snapdriver's addition) shows what became of the operations
+of a snapshot id. Every other method is a 405 naming the allowed ones.
 """
 
 import json
 
 import pecan
-from pecan import rest
+import webob
 
 from snapdriver.api import microversion
-from snapdriver.api import middleware
 from snapdriver.api.schemas import assisted_volume_snapshots as schemas
 from snapdriver.api import validation
 from snapdriver import exception
 from snapdriver import policy
 
-def _parse_delete_query(request):
+_JSON_TYPES = ('application/json', '')
+
+
+class UnsupportedMediaType(exception.SnapdriverException):
+    code = 415
+    msg_fmt = ("Unsupported Content-Type %(content_type)r: send "
+               "application/json.")
+
+
+def _loads(text, field):
+    """json.loads with the failures a caller can cause turned into 400s."""
     try:
-        params = request.GET
-        values = params.getall('delete_info')
-        names = set(params.keys())
+        return json.loads(text)
+    except RecursionError:
+        raise exception.InvalidInput(
+            field=field, reason="it is nested too deeply")
+    except ValueError as e:
+        raise exception.InvalidInput(field=field,
+                                     reason="it is not JSON (%s)" % e)
+
+
+def _parse_body(request):
+    content_type = (request.content_type or '').lower()
+    if content_type not in _JSON_TYPES:
+        raise UnsupportedMediaType(content_type=request.content_type)
+    try:
+        text = request.body.decode('utf-8')
     except UnicodeDecodeError:
-        raise exception.Invalid("The query string is not valid UTF-8.")
+        raise exception.InvalidInput(field='(body)',
+                                     reason="it is not valid UTF-8")
+    return _loads(text, '(body)')
+
+
+def _parse_delete_query(request):
+    # The query string is known to be UTF-8 (RequestLimits checked it).
+    params = request.GET
+    values = params.getall('delete_info')
     if request.version >= microversion.STRICT_QUERY_VERSION:
         validation.validate(schemas.delete_query_v275,
-                            {name: '' for name in names}, 'query string')
+                            dict.fromkeys(params.keys(), ''), 'query string')
     if not values:
         raise exception.InvalidInput(
             field='delete_info', reason="it is required in the query string")
@@ -36,12 +66,7 @@ def _parse_delete_query(request):
         raise exception.InvalidInput(
             field='delete_info', reason="it was given %d times; give it once"
             % len(values))
-    try:
-        delete_info = json.loads(values[0])
-    except ValueError as e:
-        raise exception.InvalidInput(
-            field='delete_info', reason="value %r is not JSON (%s)"
-            % (values[0][:120], e))
+    delete_info = _loads(values[0], 'delete_info')
     if not isinstance(delete_info, dict):
         raise exception.InvalidInput(
             field='delete_info', reason="value %r is not a JSON object"
@@ -50,25 +75,64 @@ def _parse_delete_query(request):
     return delete_info
 
 
-class AssistedVolumeSnapshotsController(rest.RestController):
+def _not_allowed(allowed):
+    pecan.abort(405, headers={'Allow': allowed})
+
+
+def _context(project_id, action):
+    context = pecan.request.context
+    if project_id and project_id != context.project_id:
+        raise exception.InvalidProjectId(url=project_id,
+                                         token=context.project_id)
+    policy.authorize(context, action)
+    return context
+
+
+class SnapshotController(object):
+    """.../os-assisted-volume-snapshots/{snapshot_id}"""
+
+    def __init__(self, project_id, snapshot_id):
+        self.project_id = project_id
+        self.snapshot_id = snapshot_id
+
+    @pecan.expose(generic=True, content_type='application/json')
+    def index(self, **kwargs):
+        _not_allowed('DELETE, GET')
+
+    @index.when(method='GET', template='json')
+    def get(self, **kwargs):
+        context = _context(self.project_id, policy.SHOW)
+        return {'operations': pecan.request.operations.query(
+            context, self.snapshot_id)}
+
+    @index.when(method='DELETE', content_type='application/json')
+    def delete(self, **kwargs):
+        context = _context(self.project_id, policy.DELETE)
+        delete_info = _parse_delete_query(pecan.request)
+        pecan.request.operations.accept(context, {
+            'kind': 'delete',
+            'volume_id': delete_info['volume_id'],
+            'snapshot_id': self.snapshot_id,
+            'file_to_merge': delete_info.get('file_to_merge'),
+            'merge_target_file': delete_info.get('merge_target_file'),
+        })
+        return webob.Response(status=204)
+
+
+class AssistedVolumeSnapshotsController(object):
     """/v2.1[/{project_id}]/os-assisted-volume-snapshots"""
 
     def __init__(self, project_id=None):
-        super().__init__()
         self.project_id = project_id
 
-    def _context(self, action):
-        context = pecan.request.context
-        if self.project_id and self.project_id != context.project_id:
-            raise exception.InvalidProjectId(url=self.project_id,
-                                             token=context.project_id)
-        policy.authorize(context, action)
-        return context
+    @pecan.expose(generic=True, content_type='application/json')
+    def index(self, **kwargs):
+        _not_allowed('POST')
 
-    @pecan.expose('json')
+    @index.when(method='POST', template='json')
     def post(self, **kwargs):
-        context = self._context(policy.CREATE)
-        body = pecan.request.environ.get(middleware.JSON_ENV)
+        context = _context(self.project_id, policy.CREATE)
+        body = _parse_body(pecan.request)
         validation.validate(schemas.create, body)
         snapshot = body['snapshot']
         create_info = snapshot['create_info']
@@ -82,21 +146,7 @@ class AssistedVolumeSnapshotsController(rest.RestController):
                              'volumeId': snapshot['volume_id']}}
 
     @pecan.expose()
-    def delete(self, snapshot_id, **kwargs):
-        context = self._context(policy.DELETE)
-        delete_info = _parse_delete_query(pecan.request)
-        pecan.request.operations.accept(context, {
-            'kind': 'delete',
-            'volume_id': delete_info['volume_id'],
-            'snapshot_id': snapshot_id,
-            'file_to_merge': delete_info.get('file_to_merge'),
-            'merge_target_file': delete_info.get('merge_target_file'),
-        })
-        pecan.response.status = 204
-        return ''
-
-    @pecan.expose('json')
-    def get_one(self, snapshot_id, **kwargs):
-        context = self._context(policy.SHOW)
-        return {'operations': pecan.request.operations.query(context,
-                                                             snapshot_id)}
+    def _lookup(self, snapshot_id, *remainder):
+        if remainder:
+            pecan.abort(404)
+        return SnapshotController(self.project_id, snapshot_id), remainder

@@ -60,7 +60,7 @@ class TestCreate(base.ApiTestCase):
                           'unknown-volume', 'not attached')
 
     def test_malformed_bodies(self):
-        for raw, words in ((b'{', 'not JSON'), (b'\xff\xfe', 'not UTF-8'),
+        for raw, words in ((b'{', 'not JSON'), (b'\xff\xfe', 'not valid UTF-8'),
                            (b'[]', 'is not of type')):
             response = self.app.post(
                 '/v2.1/os-assisted-volume-snapshots', raw, headers=dict(
@@ -74,6 +74,14 @@ class TestCreate(base.ApiTestCase):
             headers=dict(base.ADMIN, **{'Content-Type': 'text/plain'}),
             status=415)
         self.assert_fault(response, 415, 'badMediaType', 'text/plain')
+
+    def test_deeply_nested_body(self):
+        response = self.app.post(
+            '/v2.1/os-assisted-volume-snapshots',
+            b'[' * 3000 + b']' * 3000,
+            headers=dict(base.ADMIN, **{'Content-Type': 'application/json'}),
+            status=400)
+        self.assert_fault(response, 400, 'badRequest', 'nested too deeply')
 
     def test_body_too_large(self):
         body = self.create_body(new_file='x' * 70000)
@@ -117,7 +125,7 @@ class TestDelete(base.ApiTestCase):
             ('"x"', 'delete_info', 'not a JSON object'),
             ({'type': 'qcow2'}, 'volume_id', 'required'),
             (self.info(None, None, type='raw'), 'type', "'raw'"),
-            (self.info(None, None, extra=1), '(body)', "'extra'"),
+            (self.info(None, None, extra=1), 'field delete_info', "'extra'"),
             (self.info(5, None), 'file_to_merge', '5'),
             (self.info('nope', None), 'nope', 'not in the backing chain'),
             (self.info('volume-1.s1', 'volume-1.s2'), 'not the image directly'),
