@@ -2,6 +2,13 @@
 
 ``application`` is built at import time from the configuration file named
 by $SNAPDRIVER_CONFIG (default /etc/snapdriver/snapdriver.conf).
+
+Run ONE process per host, with as many threads as you like (uwsgi
+``processes = 1``, ``threads = 8``, ``lazy-apps = true``; gunicorn
+``--workers 1 --threads 8``): the operation manager that this process
+starts owns the host's queues, takes up unfinished operations from the
+journal at start, and runs the libvirt event loop; a second process would
+do all of that again.
 """
 
 import os
