@@ -89,8 +89,8 @@ class UnsupportedOperation(Invalid):
 
 
 class InvalidProjectId(Invalid):
-    msg_fmt = ("Malformed request URL: the URL's project_id '%(url)s' does not "
-               "match the project of the token ('%(token)s').")
+    msg_fmt = ("Malformed request URL: the URL's project_id '%(url)s' does "
+               "not match the project of the token ('%(token)s').")
 
 
 class NotAuthorized(SnapdriverException):

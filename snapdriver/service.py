@@ -2,10 +2,11 @@
 
 import sys
 
-
 from oslo_log import log
+import sqlalchemy
 
 from snapdriver.conf import CONF
+from snapdriver import exception
 from snapdriver.drivers import loader
 from snapdriver.operations import api as operations_api
 from snapdriver.operations import journal
@@ -29,12 +30,12 @@ def build_operations():
     """Load the driver and the status reporter once; wire the manager.
 
     :returns: (OperationsAPI, OperationManager)
-    :raises: DriverLoadError, DriverNotFound
+    :raises: DriverLoadError, DriverNotFound, ConfigurationError
     """
     driver = loader.load(CONF.driver)
     reporter = loader.load(CONF.status_reporter, reporter_mod.NAMESPACE)
     manager = manager_mod.OperationManager(
-        driver, reporter, journal.Journal(CONF.database.connection),
+        driver, reporter, _open_journal(),
         workers=CONF.operation_workers, history=CONF.operation_history)
     taken_up = manager.recover()
     if taken_up:
@@ -43,10 +44,16 @@ def build_operations():
     return operations_api.LocalOperationsAPI(manager), manager
 
 
+def _open_journal():
+    try:
+        return journal.Journal(CONF.database.connection)
+    except (OSError, sqlalchemy.exc.SQLAlchemyError) as e:
+        raise exception.ConfigurationError(
+            reason="cannot open the operation journal ([database] "
+                   "connection): %s" % e)
+
+
 def build_wsgi_app():
     from snapdriver.api import app
     operations, manager = build_operations()
     return app.setup_app(operations), manager
-
-
-

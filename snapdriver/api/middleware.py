@@ -149,9 +149,10 @@ class NoAuth:
 
     _IDENTITY = ('HTTP_X_USER_ID', 'HTTP_X_USER', 'HTTP_X_PROJECT_ID',
                  'HTTP_X_TENANT_ID', 'HTTP_X_TENANT', 'HTTP_X_ROLES',
-                 'HTTP_X_ROLE', 'HTTP_X_SERVICE_ROLES', 'HTTP_X_IDENTITY_STATUS',
-                 'HTTP_X_SERVICE_TOKEN', 'HTTP_X_USER_NAME',
-                 'HTTP_X_PROJECT_NAME', 'HTTP_X_IS_ADMIN_PROJECT')
+                 'HTTP_X_ROLE', 'HTTP_X_SERVICE_ROLES',
+                 'HTTP_X_IDENTITY_STATUS', 'HTTP_X_SERVICE_TOKEN',
+                 'HTTP_X_USER_NAME', 'HTTP_X_PROJECT_NAME',
+                 'HTTP_X_IS_ADMIN_PROJECT')
 
     def __init__(self, application):
         self.application = application

@@ -60,7 +60,8 @@ class TestCreate(base.ApiTestCase):
                           'unknown-volume', 'not attached')
 
     def test_malformed_bodies(self):
-        for raw, words in ((b'{', 'not JSON'), (b'\xff\xfe', 'not valid UTF-8'),
+        for raw, words in ((b'{', 'not JSON'),
+                           (b'\xff\xfe', 'not valid UTF-8'),
                            (b'[]', 'is not of type')):
             response = self.app.post(
                 '/v2.1/os-assisted-volume-snapshots', raw, headers=dict(
@@ -128,7 +129,8 @@ class TestDelete(base.ApiTestCase):
             (self.info(None, None, extra=1), 'field delete_info', "'extra'"),
             (self.info(5, None), 'file_to_merge', '5'),
             (self.info('nope', None), 'nope', 'not in the backing chain'),
-            (self.info('volume-1.s1', 'volume-1.s2'), 'not the image directly'),
+            (self.info('volume-1.s1', 'volume-1.s2'),
+             'not the image directly'),
         ]
         for info, *words in cases:
             self.assert_fault(self.delete(info, status=400), 400,
@@ -226,8 +228,9 @@ class TestMicroversions(base.ApiTestCase):
 
     def test_default_is_minimum(self):
         response = self._get(status=404)
-        self.assertEqual('2.1', response.headers['X-OpenStack-Nova-API-Version'])
-        self.assertEqual('compute 2.1', response.headers['OpenStack-API-Version'])
+        headers = response.headers
+        self.assertEqual('2.1', headers['X-OpenStack-Nova-API-Version'])
+        self.assertEqual('compute 2.1', headers['OpenStack-API-Version'])
         self.assertIn('OpenStack-API-Version', response.headers['Vary'])
         self.assertIn('X-OpenStack-Nova-API-Version', response.headers['Vary'])
 
@@ -248,7 +251,8 @@ class TestMicroversions(base.ApiTestCase):
         response = self._get(status=406, **{
             'X-OpenStack-Nova-API-Version': '2.999'})
         self.assert_fault(response, 406, 'notAcceptable', '2.999', 'Minimum')
-        self.assertEqual('2.1', response.headers['X-OpenStack-Nova-API-Version'])
+        self.assertEqual('2.1',
+                         response.headers['X-OpenStack-Nova-API-Version'])
         for bad in ('2', 'abc', '2.01', '1.0'):
             response = self._get(status=(400, 406), **{
                 'X-OpenStack-Nova-API-Version': bad})

@@ -69,4 +69,3 @@ class TestKeystoneAuth(base.TestCase):
         self.assertEqual(['serviceUnavailable'], list(response.json))
         # Version discovery needs no token.
         client.get('/v2.1', status=200)
-
