@@ -29,15 +29,17 @@ class UnsupportedMediaType(exception.SnapdriverException):
 
 
 def _loads(text, field):
-    """json.loads with the failures a caller can cause turned into 400s."""
+    """json.loads with the failures a caller can cause turned into 400s
+    that quote the value."""
     try:
         return json.loads(text)
     except RecursionError:
         raise exception.InvalidInput(
             field=field, reason="it is nested too deeply")
     except ValueError as e:
-        raise exception.InvalidInput(field=field,
-                                     reason="it is not JSON (%s)" % e)
+        value = text if len(text) <= 120 else text[:117] + '...'
+        raise exception.InvalidInput(
+            field=field, reason="value %r is not JSON (%s)" % (value, e))
 
 
 def _parse_body(request):

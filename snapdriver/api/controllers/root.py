@@ -4,6 +4,7 @@ import pecan
 
 from snapdriver.api.controllers import assisted_volume_snapshots as avs
 from snapdriver.api import microversion
+from snapdriver.api import openapi
 
 RESOURCE = 'os-assisted-volume-snapshots'
 _UPDATED = '2013-07-23T11:33:21Z'
@@ -35,6 +36,12 @@ def _get_only(handler):
     return index
 
 
+class OpenAPIController(object):
+    """/v2.1/openapi.json: the OpenAPI document (public)."""
+
+    index = _get_only(lambda self, **kwargs: openapi.build())
+
+
 class V21Controller(object):
     """/v2.1: the version document and the resource, with or without a
     project id segment."""
@@ -43,6 +50,8 @@ class V21Controller(object):
 
     @pecan.expose()
     def _lookup(self, *remainder):
+        if remainder == ('openapi.json',):
+            return OpenAPIController(), ()
         if remainder and remainder[0] == RESOURCE:
             return avs.AssistedVolumeSnapshotsController(), remainder[1:]
         if len(remainder) >= 2 and remainder[1] == RESOURCE:

@@ -16,7 +16,6 @@ from novaclient import exceptions as nova_exc
 from snapdriver.tests.functional import server
 from snapdriver.tests.functional import test_api_socket as api_tests
 
-KNOWN_BUGS = api_tests.KNOWN_BUGS
 VOLUME = api_tests.VOLUME
 REQUEST_ID = re.compile(
     r'^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
@@ -90,28 +89,17 @@ class NovaclientTest(api_tests.ApiTestCase):
         self.assertEqual('succeeded', operation['state'], operation)
         self.assertEqual(chain, operation['chain'])
 
-    def _expect_known_bug(self, bug, function, *args):
-        """``function`` fails today because of ``bug``; novaclient's own
-        exceptions count as the failure."""
-        def attempt():
-            try:
-                function(*args)
-            except (nova_exc.ClientException, AttributeError) as e:
-                # AttributeError: novaclient cannot read a non-fault body.
-                self.fail('%s: %s' % (type(e).__name__, e))
-        self.expectFailure(KNOWN_BUGS[bug], attempt)
-
     def test_delete_commit(self):
-        self._expect_known_bug(
-            'delete-406', self._delete_and_check, api_tests.SNAP1,
+        self._delete_and_check(
+            api_tests.SNAP1,
             {'volume_id': VOLUME, 'type': 'qcow2',
              'file_to_merge': api_tests.FILE1,
              'merge_target_file': api_tests.BASE},
             [api_tests.FILE2, api_tests.BASE])
 
     def test_delete_pull(self):
-        self._expect_known_bug(
-            'delete-406', self._delete_and_check, api_tests.SNAP2,
+        self._delete_and_check(
+            api_tests.SNAP2,
             {'volume_id': VOLUME, 'type': 'qcow2',
              'file_to_merge': api_tests.BASE, 'merge_target_file': None},
             [api_tests.FILE2, api_tests.BASE])
@@ -162,14 +150,13 @@ class NovaclientTest(api_tests.ApiTestCase):
             "snapshots:create to be performed.", error.message)
         self.assertRequestId(error.request_id)
 
-        def delete():
-            error = self.assertRaises(
-                nova_exc.Forbidden, client.assisted_volume_snapshots.delete,
-                api_tests.SNAP1, delete_info={'volume_id': VOLUME})
-            self.assertEqual(
-                "Policy doesn't allow os_compute_api:os-assisted-volume-"
-                "snapshots:delete to be performed.", error.message)
-        self._expect_known_bug('delete-406', delete)
+        error = self.assertRaises(
+            nova_exc.Forbidden, client.assisted_volume_snapshots.delete,
+            api_tests.SNAP1, delete_info={'volume_id': VOLUME})
+        self.assertEqual(
+            "Policy doesn't allow os_compute_api:os-assisted-volume-"
+            "snapshots:delete to be performed.", error.message)
+        self.assertRequestId(error.request_id)
 
     def test_not_found(self):
         # snapdriver's GET of a snapshot's operations, through the client's
