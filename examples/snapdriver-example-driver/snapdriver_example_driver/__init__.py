@@ -1,0 +1,1 @@
+"""An example out-of-tree driver for snapdriver (see driver.py)."""
