@@ -181,8 +181,9 @@ def plan_create(disk, snapshot_id, new_file, overlay):
                 % (new_file, where))
         if overlay.fmt != QCOW2:
             raise exception.InvalidOverlay(
-                reason="new_file %r is a %s image, not qcow2."
-                % (new_file, overlay.fmt or 'unrecognised'))
+                reason="new_file %r is %s, not a qcow2 image."
+                % (new_file, ('a %s image' % overlay.fmt) if overlay.fmt
+                   else 'of an unrecognised format'))
         if not overlay.backing or not _backs_onto_active(disk,
                                                          overlay.backing):
             raise exception.InvalidOverlay(

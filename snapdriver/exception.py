@@ -129,10 +129,22 @@ class DriverLoadError(SnapdriverException):
 
 
 class DriverNotFound(DriverLoadError):
-    msg_fmt = ("No driver named %(driver)r is installed in namespace "
-               "snapdriver.drivers; installed drivers: %(installed)s.")
+    """No plugin of that name (a driver, or a status reporter)."""
+    msg_fmt = ("No %(what)s named %(name)r is installed (entry point "
+               "namespace %(namespace)s); installed: %(installed)s.")
 
 
 class OperationFailed(SnapdriverException):
-    """An accepted operation failed while running in the background."""
+    """The hypervisor could not do (or be asked about) something.
+
+    In the background this fails the operation; raised while a request is
+    being validated (libvirtd unreachable, an image unreadable) it is a 503
+    that says why.
+    """
     msg_fmt = "%(reason)s"
+    code = 503
+
+
+class OperationNotSupported(Invalid):
+    """The driver cannot carry out this kind of operation on this disk."""
+    msg_fmt = "The %(driver)s driver cannot %(operation)s."

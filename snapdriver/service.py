@@ -37,11 +37,16 @@ def build_operations():
     manager = manager_mod.OperationManager(
         driver, reporter, _open_journal(),
         workers=CONF.operation_workers, history=CONF.operation_history)
+    return operations_api.LocalOperationsAPI(manager), manager
+
+
+def take_up(manager):
+    """Resume what the journal shows unfinished; call once the API is
+    ready to serve, so that a start-up that fails changes nothing."""
     taken_up = manager.recover()
     if taken_up:
         LOG.info("Took up %d unfinished operation(s) from the journal",
                  taken_up)
-    return operations_api.LocalOperationsAPI(manager), manager
 
 
 def _open_journal():
@@ -54,6 +59,11 @@ def _open_journal():
 
 
 def build_wsgi_app():
+    """:returns: (WSGI application, OperationManager); nothing runs yet."""
     from snapdriver.api import app
     operations, manager = build_operations()
-    return app.setup_app(operations), manager
+    try:
+        return app.setup_app(operations), manager
+    except Exception:
+        manager.stop()
+        raise

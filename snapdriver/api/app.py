@@ -70,7 +70,8 @@ def setup_app(operations):
         application, CONF.api.max_request_body_size,
         CONF.api.max_query_string_length)
     application = middleware.Microversion(application)
-    if CONF.api.enable_proxy_headers_parsing:
-        application = http_proxy_to_wsgi.HTTPProxyToWSGI(application, CONF)
+    # Honours X-Forwarded-* only with [oslo_middleware]
+    # enable_proxy_headers_parsing = true (behind a TLS-terminating proxy).
+    application = http_proxy_to_wsgi.HTTPProxyToWSGI(application, CONF)
     application = middleware.RequestId(application)
     return faults.FaultWrapper(application)

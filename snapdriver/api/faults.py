@@ -58,7 +58,9 @@ def fault_response(code, message, headers=None):
 
 def from_exception(error, request_id=None):
     """Translate any exception raised while serving a request."""
-    if isinstance(error, exception.SnapdriverException) and error.code < 500:
+    if isinstance(error, exception.SnapdriverException) and error.code != 500:
+        # Our messages are written for the caller: they name what is wrong
+        # and carry no exception text.
         LOG.info("Request %s refused (%d): %s", request_id, error.code,
                  error.message)
         return fault_response(error.code, error.message)

@@ -342,14 +342,17 @@ _VERSION_PARAMETERS = [_ref('parameters', 'NovaAPIVersion'),
                        _ref('parameters', 'OpenStackAPIVersion')]
 
 
-def _public_get(operation_id, summary, ok):
-    return {'get': {
+def _public_get(operation_id, summary, ok, description=None):
+    operation = {
         'operationId': operation_id,
         'summary': summary,
         'tags': ['discovery'],
         'parameters': list(_VERSION_PARAMETERS),
         'responses': dict({'200': ok}, **_errors(_COMMON_ERRORS)),
-    }}
+    }
+    if description:
+        operation['description'] = description
+    return {'get': operation}
 
 
 def _resource_paths(with_project):
@@ -432,7 +435,8 @@ def build():
         'headers': _response_headers(),
         'content': {'text/plain': {'schema': {'type': 'string',
                                               'enum': ['OK']}}},
-    })
+    }, description="Needs no token. Like oslo.middleware's healthcheck, "
+                   "it answers whatever the method.")
     paths[PATH] = _public_get(
         'showOpenAPI', "This document", {
             'description': "The OpenAPI document of the API.",

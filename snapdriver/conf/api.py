@@ -16,9 +16,6 @@ opts = [
     cfg.IntOpt('max_query_string_length', default=16384, min=1024,
                help="Longest query string accepted, in bytes (delete_info "
                     "travels there); longer ones are refused with 400."),
-    cfg.BoolOpt('enable_proxy_headers_parsing', default=False,
-                help="Honour X-Forwarded-* headers from a TLS-terminating "
-                     "proxy when building links."),
 ]
 
 

@@ -109,6 +109,13 @@ class BaseDriver(abc.ABC):
         :raises: OperationFailed, UnsupportedOperation
         """
 
+    def check_plan(self, plan):
+        """Refuse, before anything changes, a plan this driver cannot carry
+        out on this particular disk (its capabilities already passed).
+
+        :raises: OperationNotSupported (a 400 for the caller)
+        """
+
     def wait_for_pending(self, disk):
         """Wait for work left running on ``disk`` by an earlier process.
 

@@ -12,6 +12,10 @@ LOG = log.getLogger(__name__)
 
 NAMESPACE = 'snapdriver.drivers'
 
+#: What the plugins of each namespace are, for messages.
+_WHAT = {NAMESPACE: 'driver',
+         'snapdriver.status_reporters': 'status reporter'}
+
 
 def installed_names(namespace=NAMESPACE):
     """Entry point names in ``namespace``, without importing them."""
@@ -25,18 +29,21 @@ def load(name, namespace=NAMESPACE):
     :raises: DriverNotFound listing the installed names; DriverLoadError
         with the cause when the plugin fails to import or to start.
     """
+    what = _WHAT.get(namespace, 'plugin')
+
     def missing(names):
         raise exception.DriverNotFound(
-            driver=name, installed=', '.join(installed_names(namespace))
-            or 'none')
+            what=what, name=name, namespace=namespace,
+            installed=', '.join(installed_names(namespace)) or 'none')
 
     def failed(manager, entrypoint, error):
         if isinstance(error, exception.DriverLoadError):
             raise error
-        LOG.error("Loading %s from %s failed", name, entrypoint,
+        LOG.error("Loading %s %s from %s failed", what, name, entrypoint,
                   exc_info=error)
         raise exception.DriverLoadError(
-            driver=name, reason="%s: %s" % (type(error).__name__, error))
+            "The %s %r could not be loaded: %s: %s"
+            % (what, name, type(error).__name__, error))
 
     try:
         manager = stevedore_driver.DriverManager(

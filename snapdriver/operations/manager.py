@@ -135,6 +135,7 @@ class OperationManager:
         self._queues = collections.defaultdict(collections.deque)
         self._busy = set()
         self._reporting = 0
+        self._stopping = False
         # Serialises accepts of one snapshot id (idempotency check, then
         # insert), without serialising unrelated accepts.
         self._accept_locks = [threading.Lock() for _ in range(64)]
@@ -147,15 +148,37 @@ class OperationManager:
             chain.check_file_name('new_file', request['new_file'])
             disk = self.driver.locate_disk(volume_id)
             overlay = self.driver.inspect_overlay(disk, request['new_file'])
-            return chain.plan_create(disk, request['snapshot_id'],
+            plan = chain.plan_create(disk, request['snapshot_id'],
                                      request['new_file'], overlay)
-        for field in ('file_to_merge', 'merge_target_file'):
-            if request.get(field) is not None:
-                chain.check_file_name(field, request[field])
-        disk = self.driver.locate_disk(volume_id)
-        return chain.plan_delete(disk, request['snapshot_id'],
-                                 request.get('file_to_merge'),
-                                 request.get('merge_target_file'))
+        else:
+            for field in ('file_to_merge', 'merge_target_file'):
+                if request.get(field) is not None:
+                    chain.check_file_name(field, request[field])
+            disk = self.driver.locate_disk(volume_id)
+            plan = chain.plan_delete(disk, request['snapshot_id'],
+                                     request.get('file_to_merge'),
+                                     request.get('merge_target_file'))
+        self._check_supported(plan)
+        self.driver.check_plan(plan)
+        return plan
+
+    def _check_supported(self, plan):
+        caps = self.driver.capabilities()
+        disk = plan.disk
+        if plan.kind == chain.CREATE:
+            supported, what = caps.create, 'create snapshots'
+        elif disk.running:
+            supported = caps.pull if plan.kind == chain.PULL else caps.commit
+            what = 'merge by block %s' % plan.kind
+        else:
+            supported = (caps.offline_pull if plan.kind == chain.PULL
+                         else caps.offline_commit)
+            what = 'merge by %s while the guest is not running' % plan.kind
+        if supported and disk.source_type == 'network':
+            supported, what = caps.network_disks, 'work on network disks'
+        if not supported:
+            raise exception.OperationNotSupported(driver=self.driver.name,
+                                                  operation=what)
 
     # The narrow interface: accept and query.
 
@@ -171,7 +194,7 @@ class OperationManager:
         """
         lock = self._accept_locks[hash(request['snapshot_id']) % 64]
         with lock:
-            existing = self._find_repeat(request)
+            existing = self._find_repeat(context, request)
             if existing is not None:
                 return existing
             plan = self._plan(request)
@@ -207,7 +230,7 @@ class OperationManager:
             raise exception.OperationNotFound(snapshot_id=snapshot_id)
         return [to_api(row) for row in rows]
 
-    def _find_repeat(self, request):
+    def _find_repeat(self, context, request):
         kind = _request_kind(request)
         for row in reversed(self.journal.by_snapshot(request['snapshot_id'])):
             if _request_kind(row['request']) != kind:
@@ -224,6 +247,10 @@ class OperationManager:
                      "%s, not running it again", row['snapshot_id'], kind,
                      row['id'], row['state'])
             if row['state'] == SUCCEEDED:
+                # Credentials were dropped after the first report; report
+                # again with this caller's.
+                if context is not None:
+                    self.journal.update(row['id'], context=context.to_dict())
                 self._schedule_report(row['id'])
             return to_api(row)
         return None
@@ -260,14 +287,26 @@ class OperationManager:
             return self._idle.wait_for(
                 lambda: not self._busy and not self._reporting, timeout)
 
-    def stop(self):
-        self._pool.shutdown(wait=True)
-        self._report_pool.shutdown(wait=True)
+    def stop(self, wait=True):
+        """Stop taking up work.
+
+        Queued operations stay queued and undelivered reports pending in
+        the journal: the next start takes them up. With ``wait``, the
+        operation running on each volume is waited for; without, the
+        caller may exit at once (a block job goes on in QEMU, and the next
+        start settles it).
+        """
+        with self._lock:
+            self._stopping = True
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._report_pool.shutdown(wait=wait, cancel_futures=True)
 
     # Background work.
 
     def _enqueue(self, row):
         with self._lock:
+            if self._stopping:
+                return      # stays queued in the journal for the next start
             self._queues[row['volume_id']].append(row['id'])
             start = row['volume_id'] not in self._busy
             if start:
@@ -279,7 +318,7 @@ class OperationManager:
         while True:
             with self._lock:
                 queue = self._queues[volume_id]
-                if not queue:
+                if not queue or self._stopping:
                     self._busy.discard(volume_id)
                     del self._queues[volume_id]
                     self._idle.notify_all()
@@ -371,6 +410,8 @@ class OperationManager:
 
     def _schedule_report(self, operation_id):
         with self._lock:
+            if self._stopping:
+                return
             self._reporting += 1
         self._report_pool.submit(self._deliver, operation_id)
 
@@ -387,10 +428,15 @@ class OperationManager:
                               row['status'], row['snapshot_id'])
                 delivery = reporter_mod.Delivery(
                     state=PENDING, detail="%s: %s" % (type(e).__name__, e))
-            self.journal.update(operation_id, delivery=delivery.state,
-                                delivery_detail=delivery.detail,
-                                report_attempts=row['report_attempts'] + 1,
-                                reported_at=journal_mod.utcnow())
+            values = dict(delivery=delivery.state,
+                          delivery_detail=delivery.detail,
+                          report_attempts=row['report_attempts'] + 1,
+                          reported_at=journal_mod.utcnow())
+            if delivery.state != PENDING and row['context']:
+                # Nothing needs the caller's token any more.
+                values['context'] = dict(row['context'], auth_token=None,
+                                         service_token=None)
+            self.journal.update(operation_id, **values)
             self.journal.trim(FINAL, self._history)
         except Exception:
             LOG.exception("Delivering the report of operation %s failed",

@@ -52,8 +52,8 @@ class TestPlanCreate(base.TestCase):
     def test_refusals_name_the_problem(self):
         cases = [
             (_overlay(exists=False), 'does not exist'),
-            (_overlay(fmt='raw'), 'a raw image, not qcow2'),
-            (_overlay(fmt=None), 'unrecognised'),
+            (_overlay(fmt='raw'), 'is a raw image, not a qcow2 image'),
+            (_overlay(fmt=None), 'of an unrecognised format'),
             (_overlay(backing='snap.img'), "header names 'snap.img'"),
             (_overlay(backing='/elsewhere/disk1_file'), '/elsewhere'),
             (_overlay(backing=None), 'no backing file'),

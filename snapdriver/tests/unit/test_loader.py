@@ -48,6 +48,10 @@ class TestLoader(base.TestCase):
     def test_reporters(self):
         self.assertIsInstance(loader.load('log', reporter.NAMESPACE),
                               reporter.LogReporter)
+        error = self.assertRaises(exception.DriverNotFound, loader.load,
+                                  'nosuch', reporter.NAMESPACE)
+        self.assertIn("No status reporter named 'nosuch'", str(error))
+        self.assertIn('cinder, log', str(error))
 
 
 class TestStatusValues(base.TestCase):

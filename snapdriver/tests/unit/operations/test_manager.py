@@ -1,5 +1,6 @@
 """The operation manager: ordering, re-validation, failure reporting."""
 
+import dataclasses
 import threading
 import time
 
@@ -123,6 +124,56 @@ class TestManager(base.TestCase):
         self.assertEqual('pending', operation['status_report']['delivery'])
         self.assertIn('cinder unreachable',
                       operation['status_report']['detail'])
+
+    def test_capabilities_are_checked_before_anything(self):
+        self.driver.gate.set()
+        full = self.driver.capabilities()
+        cases = [
+            ({'commit': False}, ('v1', 'b', 'c'), 'merge by block commit'),
+            ({'pull': False}, ('v1', 'b', None), 'merge by block pull'),
+        ]
+        for missing, (volume, top, base_name), words in cases:
+            caps = dataclasses.replace(full, **missing)
+            self.driver.capabilities = lambda caps=caps: caps
+            error = self.assertRaises(exception.OperationNotSupported,
+                                      self._delete, volume, 's', top,
+                                      base_name)
+            self.assertIn('The fake driver cannot ' + words, str(error))
+        self.assertEqual([], self.reporter.reports)
+        self.assertEqual(['a', 'b', 'c', 'd'],
+                         self.driver.locate_disk('v1').names)
+
+    def test_driver_can_refuse_a_plan(self):
+        def refuse(plan):
+            raise exception.OperationNotSupported(
+                driver='fake', operation='do that to %s' % plan.disk.target)
+        self.driver.check_plan = refuse
+        error = self.assertRaises(exception.OperationNotSupported,
+                                  self._delete, 'v1', 's', 'b', 'c')
+        self.assertIn('cannot do that to vda', str(error))
+
+    def test_stop_leaves_queued_work_in_the_journal(self):
+        self._delete('v1', 's1', 'b', 'c')
+        self._delete('v1', 's2', 'c', 'd')
+        self._wait_for_state('s1', 'running')
+        self.driver.gate.set()
+        self.manager.stop()
+        self.assertEqual('queued', self.manager.query(None, 's2')[0]['state'])
+        self.assertEqual('succeeded',
+                         self.manager.query(None, 's1')[0]['state'])
+
+    def test_credentials_are_dropped_once_reported(self):
+        from snapdriver import context
+        self.driver.gate.set()
+        caller = context.RequestContext(user_id='u', project_id='p',
+                                        auth_token='secret-token')
+        accepted = self.manager.accept(caller, {
+            'kind': 'delete', 'volume_id': 'v1', 'snapshot_id': 's1',
+            'file_to_merge': 'b', 'merge_target_file': 'c'})
+        self.assertTrue(self.manager.wait_idle(10))
+        row = self.manager.journal.get(accepted['id'])
+        self.assertIsNone(row['context']['auth_token'])
+        self.assertEqual('u', row['context']['user'])
 
     def test_unknown_snapshot(self):
         self.assertRaises(exception.OperationNotFound, self.manager.query,
