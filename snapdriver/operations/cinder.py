@@ -46,6 +46,7 @@ from snapdriver.operations import reporter
 LOG = log.getLogger(__name__)
 
 _RETRIABLE_CODES = (401, 408, 429)
+_PROJECT = '%(project_id)s'
 
 
 class _CallerAuth(plugin.BaseAuthPlugin):
@@ -90,7 +91,7 @@ class CinderReporter(reporter.StatusReporter):
         if context is None or not context.auth_token:
             return None
         if CONF.cinder.endpoint_override:
-            auth = token_endpoint.Token(self._endpoint(context),
+            auth = token_endpoint.Token(self._endpoint(context, None),
                                         context.auth_token)
         else:
             auth = _CallerAuth(context.auth_token, context.service_catalog)
@@ -101,11 +102,27 @@ class CinderReporter(reporter.StatusReporter):
                                                   context.service_token))
         return auth
 
-    def _endpoint(self, context):
+    def _endpoint(self, context, auth):
+        """``[cinder] endpoint_override`` with its project filled in.
+
+        Cinder refuses a URL whose project is not the one of the token
+        (400 "Malformed request url"), so the project is the caller's when
+        reporting with the caller's token and the service credentials' own
+        when reporting with those. When the credentials cannot tell their
+        project (``admin_token``), the segment is left out: Cinder serves
+        its v3 API without a project id in the URL (microversion 3.67).
+        """
         endpoint = CONF.cinder.endpoint_override
-        if endpoint and context is not None and context.project_id:
-            endpoint = endpoint.replace('%(project_id)s', context.project_id)
-        return endpoint
+        if not endpoint or _PROJECT not in endpoint:
+            return endpoint
+        if auth is not None and auth is self._service_auth:
+            # May authenticate: called inside the retry loop.
+            project_id = auth.get_project_id(self._session)
+        else:
+            project_id = context.project_id if context is not None else None
+        if project_id:
+            return endpoint.replace(_PROJECT, project_id)
+        return endpoint.replace('/' + _PROJECT, '').replace(_PROJECT, '')
 
     def _client(self, context, auth):
         return cinder_client.Client(
@@ -113,11 +130,12 @@ class CinderReporter(reporter.StatusReporter):
             service_type=CONF.cinder.service_type,
             interface=CONF.cinder.interface,
             region_name=CONF.cinder.region_name,
-            endpoint_override=self._endpoint(context),
+            endpoint_override=self._endpoint(context, auth),
             global_request_id=getattr(context, 'global_request_id', None))
 
-    def _send(self, client, snapshot_id, status, progress):
+    def _send(self, context, auth, snapshot_id, status, progress):
         try:
+            client = self._client(context, auth)
             client.volume_snapshots.update_snapshot_status(
                 snapshot_id, {'status': status, 'progress': progress})
         except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout,
@@ -140,7 +158,6 @@ class CinderReporter(reporter.StatusReporter):
             return reporter.Delivery(
                 state='given_up', detail="no credentials to reach Cinder: "
                 "configure [cinder] auth_type and its options")
-        client = self._client(context, auth)
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TransientReportError),
             wait=tenacity.wait_exponential_jitter(
@@ -150,7 +167,8 @@ class CinderReporter(reporter.StatusReporter):
             before_sleep=self._log_retry(snapshot_id, status),
             reraise=True)
         try:
-            retrying(self._send, client, snapshot_id, status, progress)
+            retrying(self._send, context, auth, snapshot_id, status,
+                     progress)
         except TransientReportError as e:
             attempts = retrying.statistics.get('attempt_number', 1)
             LOG.error("Gave up reporting status %s of snapshot %s to Cinder "
