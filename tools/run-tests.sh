@@ -12,6 +12,9 @@ venv=${SNAPDRIVER_VENV:-$top/.venv}
 
 tools/install-system-deps.sh
 tools/setup-venv.sh --with-libvirt --with-tests
+# Cinder in a venv of its own, for the interop tests (test_cinder_loop).
+cinder_venv=$(tools/setup-cinder-venv.sh)
+export SNAPDRIVER_TEST_CINDER_VENV=$cinder_venv
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -24,9 +24,12 @@ opts = [
                help="Catalog service type of Cinder's v3 API."),
     cfg.URIOpt('endpoint_override',
                help="Cinder v3 endpoint to use instead of the catalog's, "
-                    "e.g. http://cinder.example.org:8776/v3/%(project_id)s "
-                    "(the project id of the snapshot's caller is "
-                    "substituted)."),
+                    "e.g. http://cinder.example.org:8776/v3/%(project_id)s. "
+                    "%(project_id)s becomes the project of the token the "
+                    "report is sent with (the service credentials' own, or "
+                    "the caller's); when that is unknown the segment is "
+                    "left out, which Cinder accepts from microversion "
+                    "3.67."),
     cfg.IntOpt('report_deadline', default=7200, min=1,
                help="Seconds to keep retrying a status report that fails "
                     "for a transient reason (Cinder unreachable, 5xx, 429). "

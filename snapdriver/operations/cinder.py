@@ -45,7 +45,7 @@ from snapdriver.operations import reporter
 
 LOG = log.getLogger(__name__)
 
-_RETRIABLE_CODES = (401, 408, 429)
+_RETRIABLE_CODES = (408, 429)
 _PROJECT = '%(project_id)s'
 
 
@@ -139,17 +139,19 @@ class CinderReporter(reporter.StatusReporter):
             client.volume_snapshots.update_snapshot_status(
                 snapshot_id, {'status': status, 'progress': progress})
         except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout,
-                ks_exc.RequestTimeout, ks_exc.DiscoveryFailure,
-                ks_exc.EndpointNotFound) as e:
+                ks_exc.RequestTimeout, ks_exc.DiscoveryFailure) as e:
             raise TransientReportError("%s: %s" % (type(e).__name__, e))
         except cinder_exc.ClientException as e:
-            if e.code >= 500 or e.code in _RETRIABLE_CODES:
+            # A 401 with our own credentials means an expired token that
+            # the session renews; a caller's token will not come back.
+            renewable = e.code == 401 and auth is self._service_auth
+            if e.code >= 500 or e.code in _RETRIABLE_CODES or renewable:
                 raise TransientReportError("Cinder answered %s: %s"
                                            % (e.code, e.message))
             raise
 
     def report(self, context, snapshot_id, status,
-               progress=reporter.PROGRESS):
+               progress=reporter.PROGRESS, on_retry=None):
         auth = self._auth(context)
         if auth is None:
             LOG.error("Cannot report status %s of snapshot %s: no service "
@@ -164,7 +166,7 @@ class CinderReporter(reporter.StatusReporter):
                 initial=CONF.cinder.report_initial_backoff,
                 max=CONF.cinder.report_max_backoff),
             stop=tenacity.stop_after_delay(CONF.cinder.report_deadline),
-            before_sleep=self._log_retry(snapshot_id, status),
+            before_sleep=self._log_retry(snapshot_id, status, on_retry),
             reraise=True)
         try:
             retrying(self._send, context, auth, snapshot_id, status,
@@ -176,26 +178,34 @@ class CinderReporter(reporter.StatusReporter):
                       snapshot_id, attempts, CONF.cinder.report_deadline, e)
             return reporter.Delivery(
                 state='given_up', detail="gave up after %d attempt(s): %s"
-                % (attempts, e))
-        except cinder_exc.ClientException as e:
-            LOG.error("Cinder refused status %s of snapshot %s: %s %s",
-                      status, snapshot_id, e.code, e.message)
+                % (attempts, e), attempts=attempts)
+        except (cinder_exc.ClientException, ks_exc.EndpointNotFound) as e:
+            # Cinder said no, or the catalog has no Cinder: trying again
+            # changes nothing.
+            attempts = retrying.statistics.get('attempt_number', 1)
+            reason = ("%s %s" % (e.code, e.message)
+                      if isinstance(e, cinder_exc.ClientException)
+                      else "no Cinder endpoint: %s" % e)
+            LOG.error("Cinder refused status %s of snapshot %s: %s",
+                      status, snapshot_id, reason)
             return reporter.Delivery(
-                state='given_up', detail="Cinder refused it: %s %s"
-                % (e.code, e.message))
+                state='given_up', detail="Cinder refused it: %s" % reason,
+                attempts=attempts)
         attempts = retrying.statistics.get('attempt_number', 1)
         LOG.info("Reported status %s (%s) of snapshot %s to Cinder "
                  "(attempt %d)", status, progress, snapshot_id, attempts)
         return reporter.Delivery(
             state='delivered', detail="accepted by Cinder (attempt %d)"
-            % attempts)
+            % attempts, attempts=attempts)
 
     @staticmethod
-    def _log_retry(snapshot_id, status):
+    def _log_retry(snapshot_id, status, on_retry):
         def log_it(retry_state):
+            error = retry_state.outcome.exception()
             LOG.warning("Reporting status %s of snapshot %s failed "
                         "(attempt %d): %s; retrying in %.1f s", status,
-                        snapshot_id, retry_state.attempt_number,
-                        retry_state.outcome.exception(),
+                        snapshot_id, retry_state.attempt_number, error,
                         retry_state.next_action.sleep)
+            if on_retry is not None:
+                on_retry(retry_state.attempt_number, str(error))
         return log_it

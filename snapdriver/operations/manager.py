@@ -420,9 +420,19 @@ class OperationManager:
             row = self.journal.get(operation_id)
             context = (context_mod.RequestContext.from_dict(row['context'])
                        if row['context'] else None)
+            before = row['report_attempts']
+
+            def retrying(attempt, reason):
+                # Visible through GET while the retries go on.
+                self.journal.update(
+                    operation_id, report_attempts=before + attempt,
+                    delivery_detail="attempt %d failed: %s; retrying"
+                    % (attempt, reason))
+
             try:
-                delivery = self.reporter.report(context, row['snapshot_id'],
-                                                row['status'])
+                delivery = self.reporter.report(
+                    context, row['snapshot_id'], row['status'],
+                    on_retry=retrying)
             except Exception as e:
                 LOG.exception("Reporting status %s of snapshot %s failed",
                               row['status'], row['snapshot_id'])
@@ -430,7 +440,7 @@ class OperationManager:
                     state=PENDING, detail="%s: %s" % (type(e).__name__, e))
             values = dict(delivery=delivery.state,
                           delivery_detail=delivery.detail,
-                          report_attempts=row['report_attempts'] + 1,
+                          report_attempts=before + delivery.attempts,
                           reported_at=journal_mod.utcnow())
             if delivery.state != PENDING and row['context']:
                 # Nothing needs the caller's token any more.

@@ -35,20 +35,26 @@ class Delivery:
 
     :param state: ``delivered``, ``pending`` or ``given_up``.
     :param detail: the receiver's answer, in words.
+    :param attempts: how many times it was sent.
     """
     state: str
     detail: str = ''
+    attempts: int = 1
 
 
 class StatusReporter(abc.ABC):
     """Delivers a snapshot status to Cinder (or wherever it goes)."""
 
     @abc.abstractmethod
-    def report(self, context, snapshot_id, status, progress=PROGRESS):
-        """Send one status update.
+    def report(self, context, snapshot_id, status, progress=PROGRESS,
+               on_retry=None):
+        """Send one status update, retrying what may succeed later.
 
         :param context: the RequestContext of the caller that asked for
             the operation.
+        :param on_retry: called as ``on_retry(attempt, reason)`` after each
+            failed attempt that will be retried, so that the failure is
+            visible while retries go on.
         :returns: a :class:`Delivery`.
         """
 
@@ -56,7 +62,8 @@ class StatusReporter(abc.ABC):
 class LogReporter(StatusReporter):
     """Development reporter: logs the status that Cinder would receive."""
 
-    def report(self, context, snapshot_id, status, progress=PROGRESS):
+    def report(self, context, snapshot_id, status, progress=PROGRESS,
+               on_retry=None):
         LOG.info("Snapshot %s status: %s (progress %s); the 'log' status "
                  "reporter does not tell Cinder", snapshot_id, status,
                  progress)

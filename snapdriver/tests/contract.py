@@ -23,7 +23,7 @@ class RecordingReporter(reporter_mod.StatusReporter):
         self.reports = []
 
     def report(self, context, snapshot_id, status,
-               progress=reporter_mod.PROGRESS):
+               progress=reporter_mod.PROGRESS, on_retry=None):
         self.reports.append((snapshot_id, status, progress))
         return reporter_mod.Delivery(state='delivered', detail='recorded')
 
