@@ -1,7 +1,8 @@
 """The journal, restart recovery and idempotent repeats."""
 
 import os
-import tempfile
+
+import fixtures
 
 from snapdriver.drivers import fake
 from snapdriver import exception
@@ -15,10 +16,9 @@ class TestRecovery(base.TestCase):
 
     def setUp(self):
         super().setUp()
-        fd, self.path = tempfile.mkstemp(suffix='.sqlite')
-        os.close(fd)
-        self.addCleanup(os.unlink, self.path)
-        self.url = 'sqlite:///' + self.path
+        # The directory goes with the journal's -wal and -shm files.
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.url = 'sqlite:///' + os.path.join(self.tmp, 'journal.sqlite')
         self.driver = fake.FakeDriver()
         self.driver.name = 'fake'
         self.driver.add_guest({'name': 'g', 'disks': [
@@ -163,7 +163,7 @@ class TestRecovery(base.TestCase):
                           None, 's')
 
     def test_journal_file_is_private(self):
-        path = os.path.join(tempfile.mkdtemp(), 'sub', 'j.sqlite')
+        path = os.path.join(self.tmp, 'sub', 'j.sqlite')
         journal_mod.Journal('sqlite:///' + path)
         self.assertEqual(0o600, os.stat(path).st_mode & 0o777)
         self.assertEqual(0o700, os.stat(os.path.dirname(path)).st_mode
