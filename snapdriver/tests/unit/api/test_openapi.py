@@ -3,6 +3,7 @@
 import os
 
 import jsonschema
+import openapi_spec_validator
 import yaml
 
 from snapdriver.api.controllers import root
@@ -33,6 +34,10 @@ class TestDocument(base.base.TestCase):
                          "tools/generate-openapi.py")
         self.assertEqual(self.document, yaml.safe_load(committed))
 
+    def test_valid_openapi_3_1(self):
+        self.assertEqual('3.1.0', self.document['openapi'])
+        openapi_spec_validator.validate(self.document)
+
     def test_request_schemas_are_the_controllers(self):
         components = self.document['components']['schemas']
         self.assertEqual(schemas.create, components['CreateRequest'])
@@ -54,7 +59,8 @@ class TestDocument(base.base.TestCase):
         self.assertEqual(
             {'/': ['get'], '/v2.1': ['get'], '/healthcheck': ['get'],
              '/v2.1/openapi.json': ['get'],
-             RESOURCE: ['post'], RESOURCE + '/{snapshot_id}': ['delete', 'get'],
+             RESOURCE: ['post'],
+             RESOURCE + '/{snapshot_id}': ['delete', 'get'],
              PROJECT_RESOURCE: ['post'],
              PROJECT_RESOURCE + '/{snapshot_id}': ['delete', 'get']},
             {path: sorted(methods) for path, methods in paths.items()})
