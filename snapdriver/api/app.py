@@ -4,6 +4,7 @@ from keystonemiddleware import auth_token
 from oslo_log import log
 from oslo_middleware import http_proxy_to_wsgi
 import pecan
+import webob
 
 from snapdriver.api import faults
 from snapdriver.api import hooks
@@ -21,13 +22,22 @@ NOAUTH_WARNING = (
 
 
 class _Request(pecan.Request):
-    """Pecan would decode a JSON body into keyword arguments, and answer a
-    body that is not UTF-8 with a bare 400; controllers parse and validate
-    bodies themselves, with messages that name what is wrong."""
+    """What Pecan reads of a request, narrowed to what this API means.
+
+    Pecan would decode a JSON body into keyword arguments, and answer a
+    body that is not UTF-8 with a bare 400: controllers parse and validate
+    bodies themselves, with messages that name what is wrong. And the API
+    speaks JSON only: like the compute API it answers in JSON whatever
+    ``Accept`` says, rather than a 406.
+    """
 
     @property
     def json(self):
         return {}
+
+    @property
+    def accept(self):
+        return webob.acceptparse.create_accept_header('*/*')
 
 
 def _authenticate(application):

@@ -9,10 +9,13 @@ import os
 import signal
 import socketserver
 import sys
+import uuid
 from wsgiref import simple_server
 
 from oslo_log import log
 
+from snapdriver.api import faults
+from snapdriver.api import microversion
 from snapdriver.conf import CONF
 from snapdriver import exception
 from snapdriver import service
@@ -21,10 +24,40 @@ LOG = log.getLogger(__name__)
 
 
 class _QuietHandler(simple_server.WSGIRequestHandler):
-    """wsgiref logs to stderr; the API logs each request itself."""
+    """wsgiref logs to stderr; the API logs each request itself.
+
+    Requests too malformed to reach the application (request line or
+    headers too long, not HTTP/1.x) are answered here, in the API's fault
+    shape and headers rather than the server's HTML page.
+    """
 
     def log_message(self, format, *args):
         pass
+
+    def send_error(self, code, message=None, explain=None):
+        if code >= 500:
+            # Only "HTTP version not supported" comes here: the caller's
+            # fault, and no input may yield a 5xx.
+            code, message = 400, "Only HTTP/1.0 and HTTP/1.1 are served."
+        if self.request_version == 'HTTP/0.9' or not self.request_version:
+            self.request_version = 'HTTP/1.0'   # always send a status line
+        response = faults.fault_response(
+            code, message or faults.DEFAULT_MESSAGES.get(
+                code, "The request is malformed."))
+        self.close_connection = True
+        self.send_response(code)
+        headers = dict(response.headerlist)
+        headers.update(microversion.response_headers(
+            microversion.MIN_VERSION))
+        request_id = 'req-%s' % uuid.uuid4()
+        headers.update({'X-OpenStack-Request-Id': request_id,
+                        'X-Compute-Request-Id': request_id,
+                        'Connection': 'close'})
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != 'HEAD':
+            self.wfile.write(response.body)
 
 
 class _ThreadingServer(socketserver.ThreadingMixIn,

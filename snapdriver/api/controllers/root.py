@@ -28,7 +28,7 @@ def version_document():
 
 def _get_only(handler):
     """Expose ``handler`` for GET; other methods get 405 with Allow."""
-    @pecan.expose(generic=True)
+    @pecan.expose(generic=True, content_type='application/json')
     def index(self, *args, **kwargs):
         pecan.abort(405, headers={'Allow': 'GET'})
 

@@ -50,6 +50,10 @@ CONTRACT_FAULTS = {
     404: 'itemNotFound', 405: 'badMethod', 406: 'notAcceptable',
     409: 'conflictingRequest', 415: 'badMediaType', 500: 'computeFault',
     501: 'notImplemented', 503: 'serviceUnavailable',
+    # Beyond the contract's list, the refusals of oversized or unframed
+    # requests, each with a name of its own (413 as Nova names it).
+    411: 'lengthRequired', 413: 'overLimit', 414: 'requestURITooLong',
+    431: 'requestHeaderFieldsTooLarge',
 }
 
 # Python exception text: tracebacks, source lines, exception class names,

@@ -319,7 +319,7 @@ class TestChecker(base.TestCase):
         cases = [
             ({'error': {'code': 400, 'message': 'x'}}, 400,
              'fault name not in the contract'),
-            (self.fault(411, 'lengthRequired'), 411,
+            (self.fault(411, 'notANameWeUse'), 411,
              'fault name not in the contract'),
             (self.fault(404, 'badRequest'), 404,
              'fault name does not match the status'),
