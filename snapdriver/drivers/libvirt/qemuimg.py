@@ -12,15 +12,21 @@
 
 """qemu-img, run the careful way.
 
-Every call goes through :func:`oslo_concurrency.processutils.execute` with
-an address space limit; ``info`` also gets a CPU time limit (it only reads
-headers), ``commit`` and ``rebase`` a wall-clock timeout instead (they copy
-data). Output is read as JSON, never as text meant for humans. Formats are
-explicit everywhere except :func:`probe`, whose purpose is to find out a
-file's format.
+Every call goes through :func:`oslo_concurrency.processutils.execute`.
+``info`` only reads headers: it runs with an address space limit and a CPU
+time limit, against headers crafted to make it allocate or compute without
+bound (as Nova limits ``qemu-img info``). ``commit`` and ``rebase`` copy
+data: they get a wall-clock timeout instead, and no address space limit
+(as Nova runs its data-copying qemu-img calls): their virtual size grows
+with the I/O worker threads QEMU starts on a busy host, and 1 GiB was not
+enough ("qemu_thread_create: Resource temporarily unavailable"). Output is
+read as JSON, never as text meant for humans. Formats are explicit
+everywhere except :func:`probe`, whose purpose is to find out a file's
+format.
 """
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -40,21 +46,30 @@ def find():
     return shutil.which(QEMU_IMG)
 
 
-def _limits(cpu_time=None):
+def _limits(cpu_time=None, address_space=True):
     return processutils.ProcessLimits(
-        address_space=CONF.libvirt.qemu_img_address_space_mb * 1024 * 1024,
+        address_space=(CONF.libvirt.qemu_img_address_space_mb * 1024 * 1024
+                       if address_space else None),
         cpu_time=cpu_time)
 
 
-def _execute(args, what, cpu_time=None, timeout=None):
+def _execute(args, what, cpu_time=None, timeout=None, address_space=True):
     cmd = (QEMU_IMG,) + tuple(args)
+    env = None
+    if address_space:
+        # glibc gives each thread that allocates an arena of its own (up to
+        # 8 per CPU, 64 MiB of address space each, twice that while it is
+        # made): on a busy host QEMU's I/O threads alone used up 1 GiB.
+        # With one arena the limit bounds what the image makes qemu-img
+        # allocate, not how busy the host is.
+        env = dict(os.environ, MALLOC_ARENA_MAX='1')
     # processutils lets TimeoutExpired through without stopping the child;
     # a qemu-img left running would keep its image locks, so kill it.
     children = []
     try:
         out, _err = processutils.execute(
-            *cmd, prlimit=_limits(cpu_time), timeout=timeout,
-            on_execute=children.append)
+            *cmd, prlimit=_limits(cpu_time, address_space), timeout=timeout,
+            env_variables=env, on_execute=children.append)
     except processutils.ProcessExecutionError as error:
         raise exception.OperationFailed(
             reason="%s failed (exit code %s): %s"
@@ -137,7 +152,7 @@ def rebase(path, fmt, backing, backing_fmt=None, unsafe=False):
         args.extend(['-F', backing_fmt])
     args.extend(['-b', backing, path])
     _execute(args, "qemu-img rebase of %s onto %r" % (path, backing),
-             timeout=CONF.libvirt.qemu_img_timeout)
+             timeout=CONF.libvirt.qemu_img_timeout, address_space=False)
 
 
 def commit(path, fmt):
@@ -150,4 +165,4 @@ def commit(path, fmt):
     """
     _execute(('commit', '-f', fmt, '-d', path),
              "qemu-img commit of %s" % path,
-             timeout=CONF.libvirt.qemu_img_timeout)
+             timeout=CONF.libvirt.qemu_img_timeout, address_space=False)
