@@ -94,11 +94,16 @@ class OverlayInfo:
     :param fmt: its format as qemu-img reports it.
     :param backing: its backing file name exactly as its header records it
         (None when it has none).
+    :param backing_fmt: the backing file's format as its header records it
+        (None when it records none).
+    :param data_file: the external data file its header names, if any.
     """
     name: str
     exists: bool
     fmt: typing.Optional[str] = None
     backing: typing.Optional[str] = None
+    backing_fmt: typing.Optional[str] = None
+    data_file: typing.Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,11 +156,42 @@ def _position(disk, field, name):
     return names.index(name)
 
 
-def _backs_onto_active(disk, backing):
-    active = disk.active
-    if backing.startswith('/'):
-        return os.path.normpath(backing) == os.path.normpath(active.path)
-    return os.path.normpath(backing) == active.name
+def _check_overlay(disk, new_file, overlay):
+    """The overlay must be a qcow2 image holding its own data, whose header
+    names the active image, by a relative name as Cinder writes it, with the
+    active image's format."""
+    where = ("in %s" % disk.directory) if disk.directory else (
+        "beside %s" % disk.active.path)
+    if not overlay.exists:
+        reason = ("new_file %r does not exist %s; Cinder creates the overlay "
+                  "before it asks for the snapshot." % (new_file, where))
+    elif overlay.fmt != QCOW2:
+        reason = ("new_file %r is %s, not a qcow2 image."
+                  % (new_file, ('a %s image' % overlay.fmt) if overlay.fmt
+                     else 'of an unrecognised format'))
+    elif overlay.data_file:
+        # The guest would write into a file of the header's choosing.
+        reason = ("new_file %r keeps its data in the external data file %s;"
+                  " an overlay must hold its own data."
+                  % (new_file, overlay.data_file))
+    elif (not overlay.backing or overlay.backing.startswith('/')
+          or os.path.normpath(overlay.backing) != disk.active.name):
+        reason = ("new_file %r must name the active image %r of volume %s "
+                  "as its backing file, by a relative name, but its header "
+                  "names %s." % (new_file, disk.active.name, disk.volume_id,
+                                 repr(overlay.backing) if overlay.backing
+                                 else 'no backing file'))
+    elif overlay.backing_fmt != disk.active.fmt:
+        # qemu-img (Cinder, offline merges) would read the chain otherwise
+        # than the guest does.
+        reason = ("new_file %r records the format of its backing file as "
+                  "%s, but the active image %r of volume %s is %s."
+                  % (new_file, overlay.backing_fmt or 'unknown (none '
+                     'recorded)', disk.active.name, disk.volume_id,
+                     disk.active.fmt))
+    else:
+        return
+    raise exception.InvalidOverlay(reason=reason)
 
 
 def plan_create(disk, snapshot_id, new_file, overlay):
@@ -172,26 +208,7 @@ def plan_create(disk, snapshot_id, new_file, overlay):
             reason="new_file %r is already part of volume %s: %s."
             % (new_file, disk.volume_id, disk.describe()))
     if overlay is not None:
-        where = ("in %s" % disk.directory) if disk.directory else (
-            "beside %s" % disk.active.path)
-        if not overlay.exists:
-            raise exception.InvalidOverlay(
-                reason="new_file %r does not exist %s; Cinder creates the "
-                "overlay before it asks for the snapshot."
-                % (new_file, where))
-        if overlay.fmt != QCOW2:
-            raise exception.InvalidOverlay(
-                reason="new_file %r is %s, not a qcow2 image."
-                % (new_file, ('a %s image' % overlay.fmt) if overlay.fmt
-                   else 'of an unrecognised format'))
-        if not overlay.backing or not _backs_onto_active(disk,
-                                                         overlay.backing):
-            raise exception.InvalidOverlay(
-                reason="new_file %r must have the active image %r of volume "
-                "%s as its backing file, but its header names %s."
-                % (new_file, disk.active.name, disk.volume_id,
-                   repr(overlay.backing) if overlay.backing else
-                   'no backing file'))
+        _check_overlay(disk, new_file, overlay)
     return CreatePlan(snapshot_id=snapshot_id, disk=disk, new_file=new_file,
                       expected_chain=tuple([new_file] + disk.names))
 

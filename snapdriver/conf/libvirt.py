@@ -33,9 +33,11 @@ opts = [
                       "libvirt's block job events normally end the wait "
                       "sooner; polling covers lost events."),
     cfg.IntOpt('qemu_img_address_space_mb', default=1024, min=64,
-               help="Address space limit, in MiB, of every qemu-img "
-                    "process: it guards against image headers crafted to "
-                    "make qemu-img allocate without bound."),
+               help="Address space limit, in MiB, of 'qemu-img info' (it "
+                    "reads headers that callers control): it guards against "
+                    "headers crafted to make qemu-img allocate without "
+                    "bound. Not applied to commit and rebase, which copy "
+                    "data and run I/O threads."),
     cfg.IntOpt('qemu_img_cpu_time', default=30, min=1,
                help="CPU seconds limit of 'qemu-img info' (it only reads "
                     "headers). Not applied to commit and rebase, which copy "

@@ -28,11 +28,14 @@ Inventory (JSON or YAML)::
              "directory": "/mnt/share/abc",
              "chain": ["volume-1.snap2", "volume-1.snap1", "volume-1"],
              "files": {"volume-1.snap3": {"format": "qcow2",
-                                          "backing": "volume-1.snap2"}},
+                                          "backing": "volume-1.snap2",
+                                          "backing_format": "qcow2"}},
              "fail": ["commit"]}]}]}
 
-``chain`` lists the active image first. ``files`` (optional) describes
-other files in the directory, such as overlays Cinder created; with
+``chain`` lists the active image first (all qcow2). ``files`` (optional)
+describes other files in the directory, such as overlays Cinder created
+(``backing_format`` defaults to qcow2 when there is a backing file;
+``data_file`` names an external data file); with
 ``[fake] assume_overlays`` an unlisted new_file is taken to be a proper
 overlay. ``fail`` (optional) lists operations (create, pull, commit) that
 fail when run, to exercise error reporting. A disk with ``"type":
@@ -138,11 +141,14 @@ class FakeDriver(base.BaseDriver):
         with self._lock:
             self._guests.append(guest)
 
-    def add_file(self, volume_id, name, fmt='qcow2', backing=None):
-        """Put a file beside a volume's chain, as Cinder creates overlays."""
+    def add_file(self, volume_id, name, fmt='qcow2', backing=None, **header):
+        """Put a file beside a volume's chain, as Cinder creates overlays.
+
+        ``header`` may set ``backing_format`` and ``data_file``.
+        """
         with self._lock:
             _, disk = self._find(volume_id)
-            disk['files'][name] = {'format': fmt, 'backing': backing}
+            disk['files'][name] = dict(header, format=fmt, backing=backing)
 
     def _find(self, volume_id):
         found = [(guest, disk) for guest in self._guests
@@ -177,15 +183,20 @@ class FakeDriver(base.BaseDriver):
             _, model = self._find(disk.volume_id)
             info = model['files'].get(new_file)
             if info is not None:
-                return chain.OverlayInfo(name=new_file, exists=True,
-                                         fmt=info.get('format', 'qcow2'),
-                                         backing=info.get('backing'))
+                backing = info.get('backing')
+                return chain.OverlayInfo(
+                    name=new_file, exists=True,
+                    fmt=info.get('format', 'qcow2'), backing=backing,
+                    backing_fmt=info.get('backing_format',
+                                         'qcow2' if backing else None),
+                    data_file=info.get('data_file'))
             if new_file in model['chain']:
                 return chain.OverlayInfo(name=new_file, exists=True,
                                          fmt='qcow2')
             if CONF.fake.assume_overlays:
                 return chain.OverlayInfo(name=new_file, exists=True,
-                                         fmt='qcow2', backing=disk.active.name)
+                                         fmt='qcow2', backing=disk.active.name,
+                                         backing_fmt=disk.active.fmt)
         return chain.OverlayInfo(name=new_file, exists=False)
 
     def _apply(self, plan):

@@ -297,10 +297,12 @@ class LibvirtDriver(base.BaseDriver):
                 reason="new_file %r in %s is not a regular file."
                 % (new_file, disk.directory))
         info = qemuimg.probe(path)
-        _check_overlay_header(disk, new_file, info)
-        return chain.OverlayInfo(name=new_file, exists=True,
-                                 fmt=info.get('format'),
-                                 backing=info.get('backing-filename'))
+        data = (info.get('format-specific') or {}).get('data') or {}
+        return chain.OverlayInfo(
+            name=new_file, exists=True, fmt=info.get('format'),
+            backing=info.get('backing-filename'),
+            backing_fmt=info.get('backing-filename-format'),
+            data_file=data.get('data-file'))
 
     # Create
 
@@ -571,31 +573,6 @@ class LibvirtDriver(base.BaseDriver):
             raise _failed("After the block %s, %s records its backing file as "
                           "the absolute path %s; Cinder needs a relative "
                           "name.", plan.kind, entry.path, backing)
-
-
-def _check_overlay_header(disk, new_file, info):
-    """Refuse what the chain rules cannot see in an overlay's header.
-
-    An external data file would make the guest write into a file of the
-    header's choosing, outside the chain; a backing format other than the
-    active image's would make qemu-img (Cinder, offline merges) read the
-    chain differently from the guest.
-
-    :raises: InvalidOverlay
-    """
-    data = (info.get('format-specific') or {}).get('data') or {}
-    if data.get('data-file'):
-        raise exception.InvalidOverlay(
-            reason="new_file %r keeps its data in the external data file %s;"
-            " an overlay must hold its own data."
-            % (new_file, data['data-file']))
-    backing_fmt = info.get('backing-filename-format')
-    if info.get('backing-filename') and backing_fmt != disk.active.fmt:
-        raise exception.InvalidOverlay(
-            reason="new_file %r records the format of its backing file as "
-            "%s, but the active image %r of volume %s is %s."
-            % (new_file, backing_fmt or 'unknown (none recorded)',
-               disk.active.name, disk.volume_id, disk.active.fmt))
 
 
 def _network_disk_stopped(location):

@@ -79,7 +79,8 @@ class DriverTestCase(base.LibvirtTestCase):
                             backing=backing or disk.active.name)
             overlay = chain.OverlayInfo(name=new_file, exists=True,
                                         fmt='qcow2',
-                                        backing=backing or disk.active.name)
+                                        backing=backing or disk.active.name,
+                                        backing_fmt='qcow2')
         plan = chain.plan_create(disk, 'snap-1', new_file, overlay)
         return self.driver.create_snapshot(plan)
 
@@ -344,11 +345,20 @@ class InspectOverlayTestCase(DriverTestCase):
     def test_qcow2_overlay(self):
         path = self.add('new', backing='vol')
         overlay = self.driver.inspect_overlay(self.disk, 'new')
-        self.assertEqual(chain.OverlayInfo('new', True, 'qcow2', 'vol'),
-                         overlay)
+        self.assertEqual(chain.OverlayInfo('new', True, 'qcow2', 'vol',
+                                           backing_fmt='qcow2'), overlay)
         # The one qemu-img call without -f: its format is being checked.
         self.assertEqual([('qemu-img', 'info', '--output=json',
                            '--force-share', path)], self.qemu_img.commands)
+
+    def test_header_details_reach_the_chain_rules(self):
+        self.add('new', backing='vol', backing_fmt='raw')
+        overlay = self.driver.inspect_overlay(self.disk, 'new')
+        self.assertEqual('raw', overlay.backing_fmt)
+        error = self.assertRaises(exception.InvalidOverlay,
+                                  chain.plan_create, self.disk, 's', 'new',
+                                  overlay)
+        self.assertIn('backing file as raw', str(error))
 
     def test_raw_overlay_is_reported_as_raw(self):
         self.add('new', fmt='raw')
