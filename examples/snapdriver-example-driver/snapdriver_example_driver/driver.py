@@ -73,24 +73,54 @@ QCOW2_MAGIC = b'QFI\xfb'
 MAX_BACKING_NAME = 1023
 
 
-def read_image_header(path):
-    """The format of an image and the backing file its header names.
+# qcow2 header extensions (docs/interop/qcow2.txt in QEMU's sources).
+_EXT_END = 0
+_EXT_BACKING_FORMAT = 0xE2792ACA
+_EXT_DATA_FILE = 0x44415441
+_MAX_EXTENSIONS = 64
 
-    :returns: ``('qcow2', backing name or None)``; ``('raw', None)`` for a
-        file without a qcow2 header (qemu-img would call it raw too).
+
+def read_image_header(path):
+    """What the chain rules need from an image's header.
+
+    :returns: a dict: ``format`` ('qcow2', or 'raw' for a file without a
+        qcow2 header, as qemu-img would call it), ``backing`` (the backing
+        name or None), ``backing_format`` and ``data_file`` (from the
+        header extensions, or None).
     :raises: OSError when the file cannot be read.
     """
+    found = {'format': 'raw', 'backing': None, 'backing_format': None,
+             'data_file': None}
     with open(path, 'rb') as f:
-        header = f.read(20)
-        if len(header) < 20 or header[:4] != QCOW2_MAGIC:
-            return 'raw', None
+        header = f.read(104)
+        if len(header) < 72 or header[:4] != QCOW2_MAGIC:
+            return found
+        found['format'] = 'qcow2'
         # magic, version, backing_file_offset (u64), backing_file_size (u32)
+        version, = struct.unpack('>I', header[4:8])
         offset, size = struct.unpack('>QI', header[8:20])
-        if not offset or not size:
-            return 'qcow2', None
-        f.seek(offset)
-        name = f.read(min(size, MAX_BACKING_NAME))
-    return 'qcow2', name.decode('utf-8', 'replace')
+        length = 72
+        if version >= 3 and len(header) == 104:
+            length, = struct.unpack('>I', header[100:104])
+        f.seek(length)
+        for _ in range(_MAX_EXTENSIONS):
+            kind_size = f.read(8)
+            if len(kind_size) < 8:
+                break
+            kind, ext_size = struct.unpack('>II', kind_size)
+            if kind == _EXT_END:
+                break
+            data = f.read(min(ext_size, MAX_BACKING_NAME))
+            f.seek(f.tell() + ext_size - len(data) + (-ext_size % 8))
+            if kind == _EXT_BACKING_FORMAT:
+                found['backing_format'] = data.decode('utf-8', 'replace')
+            elif kind == _EXT_DATA_FILE:
+                found['data_file'] = data.decode('utf-8', 'replace')
+        if offset and size:
+            f.seek(offset)
+            found['backing'] = f.read(min(size, MAX_BACKING_NAME)).decode(
+                'utf-8', 'replace')
+    return found
 
 
 class _StateError(Exception):
@@ -195,12 +225,15 @@ class DirectoryDriver(base.BaseDriver):
         if not os.path.exists(path):
             return chain.OverlayInfo(name=new_file, exists=False)
         try:
-            fmt, backing = read_image_header(path)
+            header = read_image_header(path)
         except OSError as e:
             raise exception.OperationFailed(
                 reason="cannot read the header of %s: %s" % (path, e))
-        return chain.OverlayInfo(name=new_file, exists=True, fmt=fmt,
-                                 backing=backing)
+        return chain.OverlayInfo(
+            name=new_file, exists=True, fmt=header['format'],
+            backing=header['backing'],
+            backing_fmt=header['backing_format'],
+            data_file=header['data_file'])
 
     def create_snapshot(self, plan):
         return self._change(plan, self._switch)

@@ -25,14 +25,23 @@ from snapdriver.tests import contract
 from snapdriver_example_driver import driver as example_driver  # noqa
 
 
-def write_qcow2_header(path, backing=None):
-    """Just enough of a qcow2 image for the driver's header reader."""
-    header_size = 104  # a version 3 header
+def write_qcow2_header(path, backing=None, backing_format='qcow2'):
+    """Just enough of a qcow2 image for the driver's header reader: a
+    version 3 header, the backing format extension, the backing name."""
+    header_size = 104
     name = backing.encode() if backing else b''
+    extensions = b''
+    if name:
+        fmt = backing_format.encode()
+        extensions += struct.pack('>II', 0xE2792ACA, len(fmt))
+        extensions += fmt.ljust(len(fmt) + (-len(fmt) % 8), b'\0')
+    extensions += struct.pack('>II', 0, 0)
     header = struct.pack('>4sIQI', b'QFI\xfb', 3,
-                         header_size if name else 0, len(name))
+                         header_size + len(extensions) if name else 0,
+                         len(name))
+    header = header.ljust(100, b'\0') + struct.pack('>I', header_size)
     with open(path, 'wb') as f:
-        f.write(header.ljust(header_size, b'\0') + name)
+        f.write(header + extensions + name)
 
 
 class DirectoryHost(contract.Host):

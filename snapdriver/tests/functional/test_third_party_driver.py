@@ -135,7 +135,8 @@ class Driver(base.BaseDriver):
 
     def inspect_overlay(self, disk, new_file):
         return chain.OverlayInfo(name=new_file, exists=True, fmt='qcow2',
-                                 backing=disk.active.name)
+                                 backing=disk.active.name,
+                                 backing_fmt=disk.active.fmt)
 
     def create_snapshot(self, plan):
         return list(plan.expected_chain)
