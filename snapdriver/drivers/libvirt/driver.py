@@ -460,6 +460,20 @@ class LibvirtDriver(base.BaseDriver):
             status = self._wait(watch, dom, location, 'block %s' % plan.kind)
         return self._status_hint(status)
 
+    def check_plan(self, plan):
+        """A stopped guest's network disk cannot be read or changed here:
+        refuse before anything, rather than fail in the background.
+
+        :raises: OperationNotSupported
+        """
+        disk = plan.disk
+        if disk.source_type == 'network' and not disk.running:
+            raise exception.OperationNotSupported(
+                driver=DRIVER,
+                operation="change the chain of network disk %s while guest "
+                          "%s is not running (start the guest, or merge "
+                          "on the storage side)" % (disk.target, disk.guest))
+
     def wait_for_pending(self, disk):
         """Wait for a block job that an earlier snapdriver process started.
 

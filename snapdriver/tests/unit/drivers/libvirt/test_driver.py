@@ -284,6 +284,21 @@ class LocateDiskTestCase(DriverTestCase):
         self.assertEqual(((('name', 'gluster1'), ('port', '24007')),),
                          disk.details['hosts'])
 
+    def test_stopped_netfs_disk_is_refused_up_front(self):
+        self.add_netfs_domain(running=False)
+        disk = self.driver.locate_disk('N')
+        plan = chain.plan_delete(disk, 's', None, None)
+        error = self.assertRaises(exception.OperationNotSupported,
+                                  self.driver.check_plan, plan)
+        self.assertIn('network disk vdb while guest', str(error))
+        self.assertEqual(400, error.code)
+
+    def test_running_netfs_plan_passes(self):
+        self.add_netfs_domain()
+        disk = self.driver.locate_disk('N')
+        self.assertIsNone(self.driver.check_plan(
+            chain.plan_delete(disk, 's', None, None)))
+
     def test_other_network_disk_is_not_snapshotable(self):
         self.conn.add_domain('g', [fakes.FakeDisk(
             'vda', serial='R', disk_type='network', protocol='rbd',
