@@ -1,0 +1,45 @@
+#!/bin/bash
+# Run snapdriver's benchmarks, each side by side with its baseline, on local
+# TCG guests, and print the tables (also written to .run/bench/results.md).
+#
+#   tools/run-benchmarks.sh [--quick] [--profile] [benchmark.py options]
+#
+# Installs what it needs (libvirt, QEMU, wrk from Debian; the venv with
+# --with-libvirt --with-tests; py-spy from PyPI with --profile), starts a
+# private libvirtd whose state lives under .run/bench/libvirt (separate from
+# the tests' .run/libvirt, so both can run at once), runs
+# tools/benchmark.py, and stops everything it started. A full run takes
+# about 5 minutes on 2 CPUs, --quick under 2 (more while other work runs).
+# Other options go to tools/benchmark.py (--only, --iterations, --merge-mb,
+# --no-whatif, --out); see doc/benchmarks.md.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+venv=${SNAPDRIVER_VENV:-$top/.venv}
+
+profile=false
+for arg in "$@"; do
+    if [[ $arg == --profile ]]; then profile=true; fi
+done
+
+tools/install-system-deps.sh
+if ! command -v wrk >/dev/null; then
+    if ((EUID != 0)); then
+        echo "run-benchmarks: need root to install wrk" >&2
+        exit 1
+    fi
+    echo "run-benchmarks: installing wrk"
+    export DEBIAN_FRONTEND=noninteractive
+    # The package lists may be missing or old on a fresh machine.
+    apt-get install -y -q --no-install-recommends wrk >/dev/null 2>&1 || {
+        apt-get update -q >/dev/null &&
+            apt-get install -y -q --no-install-recommends wrk >/dev/null
+    }
+fi
+tools/setup-venv.sh --with-libvirt --with-tests
+if $profile && [[ ! -x $venv/bin/py-spy ]]; then
+    "$venv/bin/pip" install -q py-spy
+fi
+
+export SNAPDRIVER_LIBVIRT_DIR=${SNAPDRIVER_BENCH_LIBVIRT_DIR:-$top/.run/bench/libvirt}
+exec tools/with-libvirtd.sh "$venv/bin/python" tools/benchmark.py "$@"
