@@ -51,7 +51,8 @@ def take_up(manager):
 
 def _open_journal():
     try:
-        return journal.Journal(CONF.database.connection)
+        return journal.Journal(CONF.database.connection,
+                               CONF.database.sqlite_synchronous)
     except (OSError, sqlalchemy.exc.SQLAlchemyError) as e:
         raise exception.ConfigurationError(
             reason="cannot open the operation journal ([database] "

@@ -13,6 +13,15 @@ opts = [
                     "created (mode 0700) and the file is made readable by "
                     "its owner only, since it keeps callers' tokens until "
                     "their status reports are delivered."),
+    cfg.StrOpt('sqlite_synchronous', default='NORMAL',
+               choices=[('NORMAL', 'Every accepted operation and every '
+                                   'transition survives a crash or SIGKILL '
+                                   'of snapdriver (WAL mode).'),
+                        ('FULL', 'They also survive a power cut of the '
+                                 'host, at the cost of an fsync for each '
+                                 'transition.')],
+               help="SQLite durability of the journal (ignored for other "
+                    "databases)."),
 ]
 
 

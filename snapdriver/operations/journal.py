@@ -22,6 +22,7 @@ so a single hypervisor host needs no database server; any SQLAlchemy URL
 works. The schema is created on first use.
 """
 
+import contextlib
 import datetime
 import os
 import threading
@@ -63,23 +64,32 @@ operations = sa.Table(
 COLUMNS = [c.name for c in operations.columns]
 
 
-def _sqlite_pragmas(dbapi_connection, connection_record):
-    cursor = dbapi_connection.cursor()
-    # WAL: readers (GET) do not block the writer; FULL: a committed
-    # transition survives a power cut, not just a crash of snapdriver.
-    cursor.execute('PRAGMA journal_mode=WAL')
-    cursor.execute('PRAGMA synchronous=FULL')
-    cursor.execute('PRAGMA busy_timeout=10000')
-    cursor.close()
+def _sqlite_pragmas(synchronous):
+    def set_pragmas(dbapi_connection, connection_record):
+        cursor = dbapi_connection.cursor()
+        # WAL: readers (GET) do not block the writer. In WAL mode NORMAL
+        # keeps every committed transition across a crash of snapdriver
+        # (SIGKILL included); FULL also across a power cut, at the cost
+        # of an fsync per transition.
+        cursor.execute('PRAGMA journal_mode=WAL')
+        cursor.execute('PRAGMA synchronous=%s' % synchronous)
+        cursor.execute('PRAGMA busy_timeout=10000')
+        cursor.close()
+    return set_pragmas
 
 
-def create_engine(url):
+def _in_memory(url):
+    return (url.get_backend_name() == 'sqlite'
+            and url.database in (None, '', ':memory:'))
+
+
+def create_engine(url, synchronous='NORMAL'):
     """An engine for ``url``, with SQLite made safe for our threads."""
     url = sa.engine.make_url(url)
     if url.get_backend_name() != 'sqlite':
         return sa.create_engine(url, pool_pre_ping=True, future=True)
     kwargs = {'connect_args': {'check_same_thread': False}, 'future': True}
-    if url.database in (None, '', ':memory:'):
+    if _in_memory(url):
         kwargs['poolclass'] = pool.StaticPool
     else:
         directory = os.path.dirname(os.path.abspath(url.database))
@@ -88,20 +98,23 @@ def create_engine(url):
             # It holds callers' tokens (the fallback for status reports).
             os.close(os.open(url.database, os.O_CREAT | os.O_WRONLY, 0o600))
     engine = sa.create_engine(url, **kwargs)
-    sa.event.listen(engine, 'connect', _sqlite_pragmas)
+    sa.event.listen(engine, 'connect', _sqlite_pragmas(synchronous))
     return engine
 
 
 class Journal:
     """Rows of the ``operations`` table, as dicts."""
 
-    def __init__(self, url):
-        self.engine = create_engine(url)
+    def __init__(self, url, synchronous='NORMAL'):
+        url = sa.engine.make_url(url)
+        self.engine = create_engine(url, synchronous)
         _metadata.create_all(self.engine)
-        # SQLite has one writer at a time, and an in-memory database is one
-        # connection shared by every thread: serialising our own access
-        # avoids both busy retries and interleaved use of that connection.
+        # SQLite has one writer at a time: serialising our own writers
+        # avoids busy retries. An in-memory database is one connection
+        # shared by every thread, so there readers take the lock too.
         self._lock = threading.Lock()
+        self._read_lock = (self._lock if _in_memory(url)
+                           else contextlib.nullcontext())
         with self.engine.connect() as conn:
             self._seq = conn.execute(
                 sa.select(sa.func.max(operations.c.seq))).scalar() or 0
@@ -123,7 +136,7 @@ class Journal:
     def _select(self, *where):
         query = sa.select(operations).where(*where).order_by(
             operations.c.seq)
-        with self._lock, self.engine.connect() as conn:
+        with self._read_lock, self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
     def get(self, operation_id):

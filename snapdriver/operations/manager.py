@@ -126,6 +126,10 @@ class OperationManager:
         self.reporter = reporter
         self.journal = journal or journal_mod.Journal('sqlite://')
         self._history = history
+        # Forgetting old operations is a scan: done now and then, not after
+        # every report; the journal keeps at most a tenth more meanwhile.
+        self._trim_every = max(1, min(50, history // 10))
+        self._delivered = 0
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix='snapdriver-op')
         self._report_pool = concurrent.futures.ThreadPoolExecutor(
@@ -136,6 +140,13 @@ class OperationManager:
         self._busy = set()
         self._reporting = 0
         self._stopping = False
+        # The plan made when an operation was accepted, and the volume's
+        # generation then: if no other operation ran on the volume since,
+        # the plan still holds and is not made again (the driver checks the
+        # chain once more right before it acts). Lost on restart: recovered
+        # operations are planned afresh.
+        self._plans = {}
+        self._generations = collections.defaultdict(int)
         # Serialises accepts of one snapshot id (idempotency check, then
         # insert), without serialising unrelated accepts.
         self._accept_locks = [threading.Lock() for _ in range(64)]
@@ -213,6 +224,9 @@ class OperationManager:
                 'report_attempts': 0,
                 'created_at': journal_mod.utcnow(),
             })
+        with self._lock:
+            self._plans[row['id']] = (plan,
+                                      self._generations[row['volume_id']])
         LOG.info("Accepted %s of snapshot %s on disk %s of guest %s "
                  "(operation %s)", row['kind'], row['snapshot_id'],
                  row['disk'], row['guest'], row['id'])
@@ -329,6 +343,9 @@ class OperationManager:
             except Exception:
                 # _run journals every failure; this guards the queue.
                 LOG.exception("Operation %s crashed", operation_id)
+            finally:
+                with self._lock:
+                    self._generations[volume_id] += 1
 
     def _run(self, row):
         if row['context']:
@@ -352,7 +369,12 @@ class OperationManager:
         self._schedule_report(row['id'])
 
     def _execute(self, row):
-        plan = self._plan(row['request'])
+        with self._lock:
+            plan, generation = self._plans.pop(row['id'], (None, None))
+            if generation != self._generations[row['volume_id']]:
+                plan = None
+        if plan is None:
+            plan = self._plan(row['request'])
         row.update(chain_before=plan.disk.names,
                    expected_chain=list(plan.expected_chain))
         self.journal.update(row['id'], state=RUNNING,
@@ -447,7 +469,11 @@ class OperationManager:
                 values['context'] = dict(row['context'], auth_token=None,
                                          service_token=None)
             self.journal.update(operation_id, **values)
-            self.journal.trim(FINAL, self._history)
+            with self._lock:
+                self._delivered += 1
+                trim = self._delivered % self._trim_every == 0
+            if trim:
+                self.journal.trim(FINAL, self._history)
         except Exception:
             LOG.exception("Delivering the report of operation %s failed",
                           operation_id)

@@ -77,6 +77,28 @@ class TestManager(base.TestCase):
                           ('s2', 'error_deleting', '90%')],
                          self.reporter.reports)
 
+    def test_a_plan_still_valid_is_not_made_again(self):
+        self.driver.gate.set()
+        located = []
+        real = self.driver.locate_disk
+
+        def counting(volume_id):
+            located.append(volume_id)
+            return real(volume_id)
+        self.driver.locate_disk = counting
+        self._delete('v1', 's1', 'b', 'c')
+        self.assertTrue(self.manager.wait_idle(10))
+        # Once when accepted; nothing ran on v1 since, so not again.
+        self.assertEqual(['v1'], located)
+        # Two queued together: the second is planned again once the
+        # first has changed the chain.
+        self.driver.gate.clear()
+        self._delete('v1', 's2', None, None)
+        self._delete('v1', 's3', None, None)
+        self.driver.gate.set()
+        self.assertTrue(self.manager.wait_idle(10))
+        self.assertEqual(['v1'] * 4, located)
+
     def test_volumes_run_in_parallel(self):
         self._delete('v1', 's1', 'b', 'c')
         self._delete('v2', 's2', 'b', 'c')

@@ -517,8 +517,13 @@ class FakeQemuImg:
         return [cmd for cmd in self.commands if cmd[1] == subcommand]
 
     def __call__(self, *cmd, **kwargs):
+        # Which limits is the wrapper's business (test_qemuimg); here only
+        # whether there were any, and what qemu-img is asked to do.
+        limited = kwargs.get('prlimit') is not None
+        if cmd and cmd[0].endswith('prlimit'):
+            cmd, limited = cmd[cmd.index('--') + 1:], True
         self.commands.append(cmd)
-        self.kwargs.append(kwargs)
+        self.kwargs.append(dict(kwargs, limited=limited))
         if cmd[0] != 'qemu-img':
             raise AssertionError('unexpected command %r' % (cmd,))
         failure = self.failures.get(cmd[1])

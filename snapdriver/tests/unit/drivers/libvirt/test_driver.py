@@ -238,7 +238,7 @@ class LocateDiskTestCase(DriverTestCase):
         self.assertEqual([('qemu-img', 'info', '--output=json',
                            '--force-share', '--backing-chain', '-f', 'qcow2',
                            '/d/disk1_file')], self.qemu_img.commands)
-        self.assertIsNotNone(self.qemu_img.kwargs[0]['prlimit'])
+        self.assertTrue(self.qemu_img.kwargs[0]['limited'])
 
     def test_not_attached(self):
         self.add_reference_domain()

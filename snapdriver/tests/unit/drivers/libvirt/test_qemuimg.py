@@ -23,8 +23,21 @@ class QemuImgTestCase(base.TestCase):
             'oslo_concurrency.processutils.execute', self.execute))
 
     def _call(self):
+        """The qemu-img command line, and the keyword arguments with the
+        limits prlimit(1) was given as ``kwargs['limits']``."""
         args, kwargs = self.execute.call_args
-        return list(args), kwargs
+        args, kwargs = list(args), dict(kwargs)
+        limits = {'address_space': None, 'cpu_time': None}
+        if args[0].endswith('prlimit'):
+            end = args.index('--')
+            for option in args[1:end]:
+                name, value = option.split('=')
+                limits[{'--as': 'address_space',
+                        '--cpu': 'cpu_time'}[name]] = int(value)
+            args = args[end + 1:]
+        self.assertIsNone(kwargs.pop('prlimit'))
+        kwargs['limits'] = limits
+        return args, kwargs
 
     def test_probe_detects_the_format(self):
         self.execute.return_value = (json.dumps(
@@ -35,9 +48,8 @@ class QemuImgTestCase(base.TestCase):
         # No -f: finding out the format is the point.
         self.assertEqual(['qemu-img', 'info', '--output=json',
                           '--force-share', '/d/new-file'], args)
-        limits = kwargs['prlimit']
-        self.assertEqual(1024 * MIB, limits.address_space)
-        self.assertEqual(30, limits.cpu_time)
+        self.assertEqual({'address_space': 1024 * MIB, 'cpu_time': 30},
+                         kwargs['limits'])
 
     def test_backing_chain(self):
         self.execute.return_value = ('[{"filename": "/d/a"}]', '')
@@ -58,9 +70,19 @@ class QemuImgTestCase(base.TestCase):
         self.conf.config(group='libvirt', qemu_img_address_space_mb=256,
                          qemu_img_cpu_time=5)
         qemuimg.probe('/d/a')
-        limits = self._call()[1]['prlimit']
-        self.assertEqual(256 * MIB, limits.address_space)
-        self.assertEqual(5, limits.cpu_time)
+        self.assertEqual({'address_space': 256 * MIB, 'cpu_time': 5},
+                         self._call()[1]['limits'])
+
+    def test_limits_without_prlimit_1(self):
+        real_which = qemuimg.shutil.which
+        self.useFixture(fixtures.MonkeyPatch(
+            'snapdriver.drivers.libvirt.qemuimg.shutil.which',
+            lambda name: None if name == 'prlimit' else real_which(name)))
+        qemuimg.probe('/d/a')
+        args, kwargs = self.execute.call_args
+        self.assertEqual('qemu-img', args[0])
+        self.assertEqual(1024 * MIB, kwargs['prlimit'].address_space)
+        self.assertEqual(30, kwargs['prlimit'].cpu_time)
 
     def test_rebase_safe(self):
         qemuimg.rebase('/d/disk1_file', 'qcow2', 'other-snap.img', 'raw')
@@ -68,7 +90,8 @@ class QemuImgTestCase(base.TestCase):
         self.assertEqual(['qemu-img', 'rebase', '-f', 'qcow2', '-F', 'raw',
                           '-b', 'other-snap.img', '/d/disk1_file'], args)
         # Copying data takes CPU: a timeout instead of a CPU limit.
-        self.assertIsNone(kwargs['prlimit'].cpu_time)
+        self.assertEqual({'address_space': None, 'cpu_time': None},
+                         kwargs['limits'])
         self.assertEqual(7200, kwargs['timeout'])
 
     def test_rebase_onto_nothing(self):
@@ -88,7 +111,8 @@ class QemuImgTestCase(base.TestCase):
         self.assertEqual(['qemu-img', 'commit', '-f', 'qcow2', '-d',
                           '/d/snap.img'], args)
         self.assertEqual(60, kwargs['timeout'])
-        self.assertIsNone(kwargs['prlimit'].cpu_time)
+        self.assertEqual({'address_space': None, 'cpu_time': None},
+                         kwargs['limits'])
 
     def test_failure_carries_stderr(self):
         self.execute.side_effect = processutils.ProcessExecutionError(
