@@ -15,12 +15,13 @@
 Every call goes through :func:`oslo_concurrency.processutils.execute`.
 ``info`` only reads headers: it runs with an address space limit and a CPU
 time limit, set by util-linux's prlimit(1), against headers crafted to make
-it allocate or compute without bound (as Nova limits ``qemu-img info``). ``commit`` and ``rebase`` copy
-data: they get a wall-clock timeout instead, and no address space limit
-(as Nova runs its data-copying qemu-img calls): their virtual size grows
-with the I/O worker threads QEMU starts on a busy host, and 1 GiB was not
-enough ("qemu_thread_create: Resource temporarily unavailable"). Output is
-read as JSON, never as text meant for humans. Formats are explicit
+it allocate or compute without bound (as Nova limits ``qemu-img info``).
+``commit`` and ``rebase`` copy data: they get a wall-clock timeout
+instead, and no address space limit (as Nova runs its data-copying
+qemu-img calls): their virtual size grows with the I/O worker threads QEMU
+starts on a busy host, and 1 GiB was not enough ("qemu_thread_create:
+Resource temporarily unavailable"). Output is read as JSON, never as text
+meant for humans. Formats are explicit
 everywhere except :func:`probe`, whose purpose is to find out a file's
 format.
 """
