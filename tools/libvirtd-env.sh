@@ -216,9 +216,13 @@ DIR=$(realpath -m "${2:-${SNAPDRIVER_LIBVIRT_DIR:-$REPO/.run/libvirt}}")
 [[ $DIR != *[[:space:]?\&#%]* ]] || die "DIR must not contain spaces or URI characters: $DIR"
 PIDFILE=$DIR/libvirtd.pid
 SOCK_DIR=$DIR/sock
+# sun_path holds 108 bytes; the admin socket has the longest name. A deep
+# checkout gets its sockets under /tmp instead, in a directory named after
+# DIR so that each DIR still has its own daemon.
+if ((${#SOCK_DIR} + 19 >= 108)); then
+    SOCK_DIR=/tmp/snapdriver-libvirt-$(printf %s "$DIR" | md5sum | cut -c1-16)
+fi
 URI="qemu:///system?socket=$SOCK_DIR/libvirt-sock"
-# sun_path holds 108 bytes; the admin socket has the longest name.
-((${#SOCK_DIR} + 19 < 108)) || die "DIR is too long for a unix socket path: $DIR"
 
 case $cmd in
     start) start ;;
