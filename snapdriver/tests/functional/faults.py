@@ -492,6 +492,10 @@ class Scenario:
         if self.notes:
             parts.append(''.join('- %s\n' % n for n in self.notes))
         parts.append('\n' + self.ops_table())
+        notes = ['- %s: %s\n' % (op.label, '; '.join(op.notes))
+                 for op in self.ops if op.notes]
+        if notes:
+            parts.append('Notes on operations:\n\n' + ''.join(notes))
         parts.append('\nTimeline:\n\n```\n%s```\n' % self.timeline.text())
         return '\n'.join(parts)
 

@@ -440,9 +440,10 @@ class TestFaults(base.FunctionalTestCase):
     # Cinder's side.
 
     def cinder_volume(self, directory=None, pool=0, **kwargs):
-        """A volume on a new running guest, seeded in Cinder's DB with its
-        snapshots (``available``) and ``pool`` snapshot ids to create
-        (``creating``, 0%)."""
+        """A volume on a new guest (``attach_volume``'s ``kwargs``: running
+        unless ``running=False``), seeded in Cinder's DB with its snapshots
+        (``available``) and ``pool`` snapshot ids to create (``creating``,
+        0%)."""
         self._volumes += 1
         volume_id = str(uuid.uuid4())
         volume = builder.attach_volume(self, self.libvirtd.uri,
