@@ -29,6 +29,14 @@ opts = [
                help="How many operations may run at once (on different "
                     "volumes; operations on one volume always run one at a "
                     "time, in order)."),
+    cfg.IntOpt('report_workers',
+               default=64, min=1,
+               help="How many status reports may be in delivery at once. "
+                    "A report that keeps failing holds its worker while it "
+                    "retries (up to [cinder] report_deadline), so this "
+                    "bounds how many reports can wait out an outage of "
+                    "Cinder before later ones queue behind them; GET shows "
+                    "a queued report as pending with no attempt yet."),
     cfg.IntOpt('operation_history',
                default=1000, min=1,
                help="How many finished and reported operations the journal "

@@ -59,6 +59,7 @@ ACTIVE = (QUEUED, RUNNING)
 FINAL = (SUCCEEDED, FAILED)
 
 PENDING = 'pending'
+DELIVERED = 'delivered'
 
 
 class DuplicateRequest(exception.Conflict):
@@ -121,7 +122,7 @@ class OperationManager:
     """
 
     def __init__(self, driver, reporter, journal=None, workers=8,
-                 history=1000, report_workers=4):
+                 history=1000, report_workers=64):
         self.driver = driver
         self.reporter = reporter
         self.journal = journal or journal_mod.Journal('sqlite://')
@@ -464,6 +465,16 @@ class OperationManager:
                           delivery_detail=delivery.detail,
                           report_attempts=before + delivery.attempts,
                           reported_at=journal_mod.utcnow())
+            if (row['delivery'] == DELIVERED
+                    and delivery.state != DELIVERED):
+                # Reported again for a repeated request: Cinder already
+                # has this status (and may have moved on, so it refuses it
+                # now); what it got first stands.
+                values.update(delivery=DELIVERED,
+                              delivery_detail="delivered earlier; reported "
+                              "again for a repeated request: %s"
+                              % delivery.detail,
+                              reported_at=row['reported_at'])
             if delivery.state != PENDING and row['context']:
                 # Nothing needs the caller's token any more.
                 values['context'] = dict(row['context'], auth_token=None,

@@ -73,9 +73,23 @@ def _limited(cmd, cpu_time, address_space):
     return tuple(prefix) + ('--',) + cmd, None
 
 
+def _tied_to_us(cmd):
+    """``cmd`` killed if snapdriver dies (SIGKILL, OOM) while it runs.
+
+    A merge left running would race the one that recovery starts on the
+    same images. Killing it is safe: qemu-img relinks nothing before its
+    copy is complete, and recovery runs the merge again.
+    """
+    setpriv = shutil.which('setpriv')
+    if setpriv is None:
+        return cmd
+    return (setpriv, '--pdeathsig', 'KILL', '--') + cmd
+
+
 def _execute(args, what, cpu_time=None, timeout=None, address_space=True):
     cmd, limits = _limited((QEMU_IMG,) + tuple(args), cpu_time,
                            address_space)
+    cmd = _tied_to_us(cmd)
     env = None
     if address_space:
         # glibc gives each thread that allocates an arena of its own (up to

@@ -8,6 +8,7 @@ from snapdriver.drivers import fake
 from snapdriver import exception
 from snapdriver.operations import journal as journal_mod
 from snapdriver.operations import manager as manager_mod
+from snapdriver.operations import reporter as reporter_mod
 from snapdriver.tests import base
 from snapdriver.tests import contract
 
@@ -134,6 +135,25 @@ class TestRecovery(base.TestCase):
         # The outcome is reported again for the repeat.
         self.assertEqual([('s', 'creating', '90%')] * 2, reporter.reports)
         self.assertEqual(1, len(manager.query(None, 's')))
+
+    def test_a_refused_repeat_report_keeps_the_first_delivery(self):
+        class MovedOn(contract.RecordingReporter):
+            def report(self, *args, **kwargs):
+                super().report(*args, **kwargs)
+                if len(self.reports) == 1:
+                    return reporter_mod.Delivery('delivered', 'accepted')
+                return reporter_mod.Delivery(
+                    'given_up', 'Cinder refused it: 400 status available')
+        manager, reporter = self._manager(MovedOn())
+        self._create(manager)
+        self.assertTrue(manager.wait_idle(10))
+        self._create(manager)
+        self.assertTrue(manager.wait_idle(10))
+        self.assertEqual(2, len(reporter.reports))
+        report = manager.query(None, 's')[0]['status_report']
+        self.assertEqual('delivered', report['delivery'])
+        self.assertIn('delivered earlier', report['detail'])
+        self.assertIn('400 status available', report['detail'])
 
     def test_repeat_with_other_parameters_conflicts(self):
         manager, _ = self._manager()

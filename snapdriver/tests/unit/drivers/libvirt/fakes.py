@@ -520,6 +520,8 @@ class FakeQemuImg:
         # Which limits is the wrapper's business (test_qemuimg); here only
         # whether there were any, and what qemu-img is asked to do.
         limited = kwargs.get('prlimit') is not None
+        if cmd and cmd[0].endswith('setpriv'):
+            cmd = cmd[cmd.index('--') + 1:]
         if cmd and cmd[0].endswith('prlimit'):
             cmd, limited = cmd[cmd.index('--') + 1:], True
         self.commands.append(cmd)

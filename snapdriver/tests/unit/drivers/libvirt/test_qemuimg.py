@@ -27,6 +27,10 @@ class QemuImgTestCase(base.TestCase):
         limits prlimit(1) was given as ``kwargs['limits']``."""
         args, kwargs = self.execute.call_args
         args, kwargs = list(args), dict(kwargs)
+        # Every qemu-img dies with snapdriver.
+        self.assertTrue(args[0].endswith('setpriv'), args)
+        self.assertEqual(['--pdeathsig', 'KILL', '--'], args[1:4])
+        args = args[4:]
         limits = {'address_space': None, 'cpu_time': None}
         if args[0].endswith('prlimit'):
             end = args.index('--')
@@ -80,7 +84,7 @@ class QemuImgTestCase(base.TestCase):
             lambda name: None if name == 'prlimit' else real_which(name)))
         qemuimg.probe('/d/a')
         args, kwargs = self.execute.call_args
-        self.assertEqual('qemu-img', args[0])
+        self.assertEqual('qemu-img', args[4])
         self.assertEqual(1024 * MIB, kwargs['prlimit'].address_space)
         self.assertEqual(30, kwargs['prlimit'].cpu_time)
 
