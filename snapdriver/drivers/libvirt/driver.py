@@ -23,6 +23,7 @@ and reports failure unless it is exactly the expected one.
 
 import os
 import posixpath
+import time
 import typing
 
 from oslo_log import log
@@ -50,6 +51,8 @@ DEFAULT_FORMAT = 'raw'
 #: What a look at a block job gives when libvirt cannot say: not knowing is
 #: not "no job", so the wait goes on.
 _JOB_UNKNOWN = {'unknown': True}
+#: Seconds between two warnings that a block job cannot be looked at.
+_WARN_EVERY = 60
 
 
 def _libvirt_message(error):
@@ -81,6 +84,7 @@ class LibvirtDriver(base.BaseDriver):
         _check_binding()
         _check_qemu_img()
         self._jobs = blockjob.BlockJobTracker()
+        self._quiet_until = {}
         host.start_event_loop()
         self._host = host.Host(CONF.libvirt.connection_uri,
                                self._jobs.handle_event)
@@ -458,7 +462,7 @@ class LibvirtDriver(base.BaseDriver):
                               "guest %s: %s", plan.kind, target,
                               location.guest, _libvirt_message(error))
             status = self._wait(watch, dom, location, 'block %s' % plan.kind)
-        return self._status_hint(status)
+        return self._status_hint(status, location)
 
     def check_plan(self, plan):
         """A stopped guest's network disk cannot be read or changed here:
@@ -524,11 +528,20 @@ class LibvirtDriver(base.BaseDriver):
                 raise _failed("Guest %s went away during the block job on "
                               "disk %s.", location.guest, location.target)
             if code == libvirt.VIR_ERR_OPERATION_INVALID:
-                # The guest stopped: its job is over, whatever became of it.
+                # The guest stopped: its job is over, whatever became of it
+                # (the chain check that follows tells).
+                LOG.warning("Guest %s stopped during the block job on disk "
+                            "%s", location.guest, location.target)
                 return {}
-            LOG.warning("Cannot look at the block job on disk %s of guest "
-                        "%s (%s); still waiting", location.target,
-                        location.guest, _libvirt_message(error))
+            # Polled every block_job_poll_interval while libvirtd is away:
+            # say so once a minute, not twice a second.
+            key = (location.details['domain_uuid'], location.target)
+            now = time.monotonic()
+            if now >= self._quiet_until.get(key, 0):
+                self._quiet_until[key] = now + _WARN_EVERY
+                LOG.warning("Cannot look at the block job on disk %s of "
+                            "guest %s (%s); still waiting", location.target,
+                            location.guest, _libvirt_message(error))
             return _JOB_UNKNOWN
 
     @staticmethod
@@ -541,9 +554,11 @@ class LibvirtDriver(base.BaseDriver):
                       _libvirt_message(error))
 
     @staticmethod
-    def _status_hint(status):
+    def _status_hint(status, location):
         if status == libvirt.VIR_DOMAIN_BLOCK_JOB_FAILED:
-            return " libvirt reported that the job failed."
+            # QEMU does not say why; a full share is the usual reason.
+            return (" libvirt reported that the job failed%s."
+                    % _free_space(location.directory))
         if status == libvirt.VIR_DOMAIN_BLOCK_JOB_CANCELED:
             return " libvirt reported that the job was cancelled."
         return ''
@@ -587,6 +602,18 @@ class LibvirtDriver(base.BaseDriver):
             raise _failed("After the block %s, %s records its backing file as "
                           "the absolute path %s; Cinder needs a relative "
                           "name.", plan.kind, entry.path, backing)
+
+
+def _free_space(directory):
+    """`` (N MiB free in DIR)``, or nothing when it cannot be told."""
+    if not directory:
+        return ''
+    try:
+        stat = os.statvfs(directory)
+    except OSError:
+        return ''
+    return " (%d MiB free in %s)" % (stat.f_bavail * stat.f_frsize // 2**20,
+                                     directory)
 
 
 def _network_disk_stopped(location):
