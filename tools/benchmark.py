@@ -64,7 +64,7 @@ def parse_args(argv):
                         'load with py-spy (if installed)')
     parser.add_argument('--no-whatif', dest='whatif', action='store_false',
                         help='leave out the "what-if" rows (snapdriver with '
-                        'the suggested changes patched in by '
+                        'the suggested change patched in by '
                         'tools/bench/whatif.py)')
     parser.add_argument('--out', default=os.path.join(REPO, '.run', 'bench'),
                         help='directory for results.md, results.json and '
@@ -143,8 +143,7 @@ def main(argv=None):
                 'create': lambda: libvirt_cases.bench_create(env),
                 'delete': lambda: libvirt_cases.bench_delete(env),
                 'merge': lambda: libvirt_cases.bench_merge(env),
-                'api': lambda: api_case.bench_api(work, sizes, args.profile,
-                                                  args.whatif),
+                'api': lambda: api_case.bench_api(work, sizes, args.profile),
                 'scaling': lambda: libvirt_cases.bench_scaling(env),
                 'components': lambda: libvirt_cases.bench_components(env),
             }

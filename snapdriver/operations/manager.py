@@ -209,6 +209,10 @@ class OperationManager:
             existing = self._find_repeat(context, request)
             if existing is not None:
                 return existing
+            with self._lock:
+                # Read before planning: an operation that ends meanwhile
+                # makes the plan stale, and must make it look stale.
+                generation = self._generations[request['volume_id']]
             plan = self._plan(request)
             row = self.journal.add({
                 'id': str(uuid.uuid4()),
@@ -226,8 +230,7 @@ class OperationManager:
                 'created_at': journal_mod.utcnow(),
             })
         with self._lock:
-            self._plans[row['id']] = (plan,
-                                      self._generations[row['volume_id']])
+            self._plans[row['id']] = (plan, generation)
         LOG.info("Accepted %s of snapshot %s on disk %s of guest %s "
                  "(operation %s)", row['kind'], row['snapshot_id'],
                  row['disk'], row['guest'], row['id'])

@@ -22,9 +22,8 @@ import time
 MiB = 1024 * 1024
 WHATIF = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                       'whatif.py')
-#: The changes tools/bench/whatif.py applies for the "what-if" rows.
-SUGGESTED = ('--journal-sync', 'NORMAL', '--qemu-img-prlimit', 'binary',
-             '--reuse-overlay-probe')
+#: The change tools/bench/whatif.py applies for the "what-if" rows.
+SUGGESTED = ('--qemu-img-spawn',)
 TOKEN = 'admin:bench'
 PROJECT = 'bench'
 

@@ -19,8 +19,9 @@ _LINE = re.compile(
 CREATE_PHASES = (
     ('POST sent -> accepted: HTTP, disk lookup, overlay header '
      '(qemu-img), plan, journal insert', 'sent', 'accepted'),
-    ('accepted -> about to call libvirt: hand-off to a worker, the same '
-     'checks again, journal update', 'accepted', 'switching'),
+    ('accepted -> about to call libvirt: hand-off to a worker, journal '
+     'read, accept-time plan reused, journal update, the guest looked up '
+     'by UUID and its chain compared', 'accepted', 'switching'),
     ('snapshotCreateXML + the chain read back and checked',
      'switching', 'verified'),
     ('outcome journalled', 'verified', 'finished'),
@@ -95,6 +96,24 @@ def phases(log_path, samples, kind):
         for label, start, end in spec:
             if start in marks and end in marks:
                 out[label].append(marks[end] - marks[start])
+    return out
+
+
+def job_starts(log_path, samples):
+    """Per merge in ``samples`` (results of :class:`sides.ViaSnapdriver`),
+    seconds from the request sent to snapdriver's log line just before it
+    asks libvirt for the block job; None where the line is missing."""
+    by_request, snapshots = _read(log_path)
+    out = []
+    for sample in samples:
+        start = None
+        prefix = 'Snapshot %s: block ' % sample['snapshot_id']
+        for when, message in by_request.get(
+                snapshots.get(sample['snapshot_id']), ()):
+            if message.startswith(prefix):
+                start = when - sample['wall_sent']
+                break
+        out.append(start)
     return out
 
 
