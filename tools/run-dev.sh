@@ -13,6 +13,11 @@ mkdir -p "$run"
 
 "$top/tools/setup-venv.sh"
 
+# The fake host lives in memory: start its journal afresh with it, or a
+# repeated snapshot id would be answered from a journal the host no longer
+# matches.
+rm -f "$run"/snapdriver.sqlite*
+
 cat > "$run/snapdriver.conf" <<CONF
 # Written by tools/run-dev.sh: the development profile.
 [DEFAULT]
