@@ -1019,10 +1019,12 @@ class TestFaults(base.FunctionalTestCase):
     def test_5_guest_destroyed_mid_merge(self):
         scenario = self.scenario('5')
         timeline = scenario.timeline
-        layer = {1: [(8 * MiB, 48 * MiB)]}
-        a = self.cinder_volume(layers=3, size_mb=64, layer_writes=layer)
-        b = self.cinder_volume(layers=3, size_mb=64, layer_writes=layer)
-        c = self.cinder_volume(layers=3, size_mb=64, layer_writes=layer)
+        # Big enough that the test can catch each job and slow it down
+        # before it ends: 48 MiB was pulled in a few milliseconds once.
+        layer = {1: [(8 * MiB, 256 * MiB)]}
+        a = self.cinder_volume(layers=3, size_mb=320, layer_writes=layer)
+        b = self.cinder_volume(layers=3, size_mb=320, layer_writes=layer)
+        c = self.cinder_volume(layers=3, size_mb=320, layer_writes=layer)
         self.start_snapdriver(os.path.join(self.dir, 'journal.sqlite'))
         scenario.notes.append('Each job is held to 4 MiB/s by the test '
                               '(blockJobSetSpeed) so that the guest dies '
