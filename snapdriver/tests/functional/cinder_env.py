@@ -16,14 +16,12 @@ API) in that venv through the script ``cinder_side.py``, with ``[nova]``
 pointing at snapdriver.
 """
 
-import http.client
 import json
 import os
 import select
 import signal
 import subprocess
 import tempfile
-import time
 
 import fixtures
 
@@ -173,24 +171,13 @@ class CinderApiFixture(fixtures.Fixture):
                 stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, cwd=self.dir,
                 start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise CinderEnvError("cinder-api exited with %s at start-up:"
-                                     "\n%s" % (self.process.returncode,
-                                               self.log_text()))
-            try:
-                conn = http.client.HTTPConnection('127.0.0.1', self.port,
-                                                  timeout=2)
-                try:
-                    conn.request('GET', '/healthcheck')
-                    if conn.getresponse().status == 200:
-                        return
-                finally:
-                    conn.close()
-            except OSError:
-                pass
-            time.sleep(0.05)
+        state = server.wait_healthy(self.process, self.port, START_TIMEOUT)
+        if state == 'healthy':
+            return
+        if state == 'exited':
+            raise CinderEnvError("cinder-api exited with %s at start-up:"
+                                 "\n%s" % (self.process.returncode,
+                                           self.log_text()))
         self._kill_group()
         raise CinderEnvError("cinder-api did not answer on port %d within "
                              "%ss:\n%s" % (self.port, START_TIMEOUT,

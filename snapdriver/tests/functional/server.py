@@ -41,6 +41,29 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_healthy(process, port, timeout):
+    """Poll ``GET /healthcheck`` on loopback until the process answers.
+
+    :returns: 'healthy', 'exited' (the process ended first) or 'timeout'.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return 'exited'
+        try:
+            conn = http.client.HTTPConnection('127.0.0.1', port, timeout=2)
+            try:
+                conn.request('GET', '/healthcheck')
+                if conn.getresponse().status == 200:
+                    return 'healthy'
+            finally:
+                conn.close()
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return 'timeout'
+
+
 def write_config(path, sections):
     """Write an oslo.config file from ``{section: {option: value}}``."""
     lines = []
@@ -136,24 +159,13 @@ class ApiServerFixture(fixtures.Fixture):
         self._wait_until_healthy()
 
     def _wait_until_healthy(self):
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServerFailed(
-                    "snapdriver-api exited with %s at start-up:\n%s"
-                    % (self.process.returncode, self.log_text()))
-            try:
-                conn = http.client.HTTPConnection('127.0.0.1', self.port,
-                                                  timeout=2)
-                try:
-                    conn.request('GET', '/healthcheck')
-                    if conn.getresponse().status == 200:
-                        return
-                finally:
-                    conn.close()
-            except OSError:
-                pass
-            time.sleep(0.05)
+        state = wait_healthy(self.process, self.port, START_TIMEOUT)
+        if state == 'healthy':
+            return
+        if state == 'exited':
+            raise ServerFailed(
+                "snapdriver-api exited with %s at start-up:\n%s"
+                % (self.process.returncode, self.log_text()))
         raise ServerFailed("snapdriver-api did not answer GET /healthcheck "
                            "on port %d within %ss:\n%s"
                            % (self.port, START_TIMEOUT, self.log_text()))
