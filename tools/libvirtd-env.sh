@@ -26,18 +26,7 @@ BOUND_DIRS=(etc/libvirt run/libvirt var/lib/libvirt var/log/libvirt var/cache/li
 # The same wait made each QEMU capability probe, and so a first start, ~8 s.
 # This parent is a child subreaper that collects them at once, and exits when
 # libvirtd and all its guests are gone.
-REAPER='
-import ctypes, os, sys
-os.setsid()
-if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0):  # PR_SET_CHILD_SUBREAPER
-    sys.exit("libvirtd-env: prctl(PR_SET_CHILD_SUBREAPER) failed")
-os.spawnvp(os.P_NOWAIT, sys.argv[1], sys.argv[1:])
-while True:
-    try:
-        os.wait()
-    except ChildProcessError:
-        break
-'
+REAPER=$REPO/tools/subreaper.py
 
 die() { echo "libvirtd-env: $*" >&2; exit 1; }
 
@@ -168,7 +157,7 @@ start() {
     mkdir -m 0700 "$SOCK_DIR"
     write_config
 
-    "$python" -c "$REAPER" unshare -m --propagation private "$SELF" __in-namespace "$DIR" \
+    "$python" "$REAPER" unshare -m --propagation private "$SELF" __in-namespace "$DIR" \
         </dev/null >"$DIR/libvirtd.stderr" 2>&1 &
     reaper=$!
     echo "$reaper" >"$DIR/reaper.pid"

@@ -48,20 +48,9 @@ RUN_DIR = os.path.join(REPO, '.run', 'faults')
 LOG_DIR = os.path.join(RUN_DIR, 'logs')
 SEED_ENV = 'SNAPDRIVER_FAULT_SEED'
 
-# The same child subreaper as tools/libvirtd-env.sh's: libvirt double-forks
-# QEMU, and a QEMU that exits must be reaped at once (see the script).
-_REAPER = '''
-import ctypes, os, sys
-os.setsid()
-if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0):
-    sys.exit("faults: prctl(PR_SET_CHILD_SUBREAPER) failed")
-os.spawnvp(os.P_NOWAIT, sys.argv[1], sys.argv[1:])
-while True:
-    try:
-        os.wait()
-    except ChildProcessError:
-        break
-'''
+# The same child subreaper as tools/libvirtd-env.sh's (see that file).
+_REAPER = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__))))), 'tools', 'subreaper.py')
 
 
 def run(*cmd, check=True, timeout=60):
@@ -178,7 +167,7 @@ class PrivateLibvirtd(fixtures.Fixture):
         with open(os.path.join(self.directory, 'libvirtd.stderr'),
                   'ab') as log:
             reaper = subprocess.Popen(
-                ['/usr/bin/python3', '-c', _REAPER, 'unshare', '-m',
+                ['/usr/bin/python3', _REAPER, 'unshare', '-m',
                  '--propagation', 'private', LIBVIRTD_ENV, '__in-namespace',
                  self.directory],
                 stdin=subprocess.DEVNULL, stdout=log,
