@@ -55,7 +55,6 @@ QUEUED = 'queued'
 RUNNING = 'running'
 SUCCEEDED = 'succeeded'
 FAILED = 'failed'
-ACTIVE = (QUEUED, RUNNING)
 FINAL = (SUCCEEDED, FAILED)
 
 PENDING = 'pending'
