@@ -222,6 +222,32 @@ def write_pattern_live(domain, pattern_byte, offset, length,
                                 target, active))
 
 
+def qemu_pids(domain_name):
+    """PIDs of the QEMU processes running the guest ``domain_name``.
+
+    Found by command line (libvirt starts QEMU with ``-name
+    guest=<name>,...``), so that it works with any libvirtd, whatever its
+    state directory. A test that must kill QEMU itself (not through libvirt,
+    whose destroy lets QEMU flush on SIGTERM first) uses this.
+    """
+    wanted = ('guest=%s' % domain_name).encode()
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as f:
+                args = f.read().split(b'\0')
+        except OSError:
+            continue
+        if not args or b'qemu-system' not in os.path.basename(args[0]):
+            continue
+        if any(arg == wanted or arg.startswith(wanted + b',')
+               for arg in args):
+            found.append(int(entry))
+    return found
+
+
 def external_snapshot(domain, target, new_file, quiesce=False):
     """Switch disk ``target`` onto ``new_file``, an overlay made beforehand
     (disk-only, no libvirt metadata, reusing the file: as Nova does for

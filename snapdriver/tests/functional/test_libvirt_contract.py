@@ -122,6 +122,21 @@ class Volume:
                                      length)
         return pattern, offset, length
 
+    def write_region(self, offset, length):
+        """Like :meth:`write`, with the next pattern over ``offset`` ..
+        ``offset + length`` (a bigger write, for layers with more data).
+
+        :returns: (pattern byte, offset, length)
+        """
+        pattern = next(self._patterns)
+        if self.running:
+            self.model.write_live(self.domain, pattern, offset, length,
+                                  self.fixture.volume_alias)
+        else:
+            self.model.write_offline(self.active_path(), pattern, offset,
+                                     length)
+        return pattern, offset, length
+
     # Cinder's side
 
     def new_overlay(self, snapshot_id=None, backing=None):
@@ -298,6 +313,131 @@ def attach_volume(test, uri, directory, volume_id, layers=3, running=True,
         volume.write()
     volume.check()
     return volume
+
+
+class VolumeDisk:
+    """One of several volumes on one guest, seen as :class:`Volume` sees a
+    :class:`guest.GuestFixture` (which has one volume): the guest's
+    domain, directory and size, with this volume's id, target and file.
+    """
+
+    def __init__(self, fixture, volume_id, target):
+        self.guest = fixture
+        self.volume_id = volume_id
+        self.volume_target = target
+        self.volume_name = 'volume-%s' % volume_id
+        self.volume_path = os.path.join(fixture.directory, self.volume_name)
+        self.directory = fixture.directory
+        self.size = fixture.size
+        self.size_mb = fixture.size_mb
+
+    @property
+    def domain(self):
+        return self.guest.domain
+
+    @domain.setter
+    def domain(self, value):
+        self.guest.domain = value
+
+    @property
+    def conn(self):
+        return self.guest.conn
+
+    @property
+    def name(self):
+        return self.guest.name
+
+    @property
+    def volume_alias(self):
+        """The device alias while the guest runs, else None."""
+        if not self.domain.isActive():
+            return None
+        return guest.disk_alias(self.domain, self.volume_target)
+
+    def start(self):
+        self.guest.start()
+
+    def chain(self):
+        return guest.domain_chain(self.domain, self.volume_target)
+
+    def active_path(self):
+        return self.chain()[0]
+
+
+def attach_volumes(test, uri, directory, volume_ids, layers=3, running=True,
+                   size_mb=16, targets=None, layer_writes=None):
+    """Build one chain per volume and attach them all to ONE new guest.
+
+    As :func:`attach_volume` does for one volume: each volume's base is
+    ``volume-<id>``, each of its ``layers - 1`` overlays is
+    ``volume-<id>.<uuid>`` naming the image below it relatively, every
+    layer holds a pattern of its own (and ``layer_writes``, as there) and a
+    running guest gets one more write per volume. The guest has a root
+    disk ``vda`` (another serial, with data) and the volumes at
+    ``targets`` (default ``vdb``, ``vdc``, ...), each with its id as
+    serial. Each volume's patterns start at a different byte, so that one
+    volume's data showing up in another's is caught too.
+
+    :returns: a list of :class:`Volume`, in the order of ``volume_ids``;
+        their ``fixture`` is a :class:`VolumeDisk` and ``fixture.guest``
+        the guest's :class:`guest.GuestFixture`.
+    """
+    volume_ids = list(volume_ids)
+    if targets is None:
+        targets = ['vd%s' % chr(ord('b') + i) for i in range(len(volume_ids))]
+    targets = list(targets)
+    if len(targets) != len(volume_ids) or 'vda' in targets:
+        raise ValueError('one target per volume, vda excepted: %s'
+                         % targets)
+    root = guest.Disk('vda', serial='other-%s' % volume_ids[0],
+                      name='root-%s.qcow2' % volume_ids[0], size_mb=4)
+    # The guest fixture's own volume is the last one; the others are extra
+    # disks of the same size, named as Cinder names a volume's base.
+    extra = [root] + [guest.Disk(target, serial=volume_id,
+                                 name='volume-%s' % volume_id,
+                                 size_mb=size_mb)
+                      for volume_id, target in zip(volume_ids[:-1],
+                                                   targets[:-1])]
+    fixture = test.useFixture(guest.GuestFixture(
+        uri, directory, volume_ids[-1], size_mb=size_mb, running=False,
+        extra_disks=extra, volume_target=targets[-1]))
+    root_path = os.path.join(directory, root.file_name)
+    root_pattern = 0x11
+    guest.write_pattern_offline(root_path, root_pattern, 0, MiB)
+
+    volumes = []
+    xml = fixture.domain.XMLDesc(0)
+    shift = 0xdf // len(volume_ids)
+    layer_writes = layer_writes or {}
+    for number, (volume_id, target) in enumerate(zip(volume_ids, targets)):
+        disk = VolumeDisk(fixture, volume_id, target)
+        volume = Volume(disk, [], guest.DataModel(fixture.size),
+                        {'vda': (root_path, root_pattern)})
+        for _ in range(number * shift):
+            next(volume._patterns)
+        names = [disk.volume_name]
+        for layer in range(layers):
+            if layer:
+                names.insert(0, volume.new_overlay(backing=names[0]))
+            path = volume.path(names[0])
+            pattern, offset, length = volume.next_region()
+            volume.model.write_offline(path, pattern, offset, length)
+            for offset, length in layer_writes.get(layer, ()):
+                volume.model.write_offline(path, next(volume._patterns),
+                                           offset, length)
+        volume.names = names
+        xml = ElementTree.tostring(_set_volume_source(
+            xml, volume_id, volume.path(names[0])), encoding='unicode')
+        volumes.append(volume)
+    fixture.domain = fixture.conn.defineXML(xml)
+
+    if running:
+        fixture.start()
+        for volume in volumes:
+            volume.write()
+    for volume in volumes:
+        volume.check()
+    return volumes
 
 
 class LibvirtHost(contract.Host):
