@@ -20,6 +20,7 @@ whether the job did what was asked is decided afterwards from the chain
 (a job that vanished may also have been cancelled or have failed).
 """
 
+import collections
 import contextlib
 import threading
 import time
@@ -126,3 +127,52 @@ class BlockJobWatch:
                 # finished: libvirt has yet to switch the chain.)
                 if not events:
                     tracker._cond.wait(min(poll_interval, remaining))
+
+
+class GuestJobSlots:
+    """One block job per guest at a time, first come first served.
+
+    QEMU 7.2 crashes when two block pulls start together on two disks of
+    one guest (see doc/architecture.md, "Block work on one guest"), so a
+    merge holds its guest's slot from before it starts its job until the
+    job's result is durable. Merges on different guests do not wait for
+    each other; creates (snapshot switches) never take a slot.
+
+    Keyed by domain UUID. Waiters are served in the order they came, so a
+    volume's merge cannot be overtaken for ever by its neighbours'.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._queues = {}      # uuid -> deque of tickets, holder first
+
+    @contextlib.contextmanager
+    def hold(self, uuid, on_wait=None):
+        """Hold the slot of guest ``uuid`` for the ``with`` block.
+
+        :param on_wait: called once, without arguments, if the slot is
+            taken and the caller has to wait (to say so in the log).
+        """
+        ticket = object()
+        with self._cond:
+            queue = self._queues.setdefault(uuid, collections.deque())
+            queue.append(ticket)
+            taken = queue[0] is not ticket
+        try:
+            if taken:
+                if on_wait is not None:
+                    on_wait()
+                with self._cond:
+                    self._cond.wait_for(lambda: queue[0] is ticket)
+            yield
+        finally:
+            with self._cond:
+                queue.remove(ticket)
+                if not queue:
+                    del self._queues[uuid]
+                self._cond.notify_all()
+
+    def waiting(self, uuid):
+        """How many merges hold or wait for the slot of guest ``uuid``."""
+        with self._cond:
+            return len(self._queues.get(uuid, ()))

@@ -33,6 +33,7 @@ from snapdriver.conf import CONF
 from snapdriver.drivers import base
 from snapdriver.drivers.libvirt import blockjob
 from snapdriver.drivers.libvirt import domxml
+from snapdriver.drivers.libvirt import flush
 from snapdriver.drivers.libvirt import host
 from snapdriver.drivers.libvirt import qemuimg
 from snapdriver import exception
@@ -84,6 +85,7 @@ class LibvirtDriver(base.BaseDriver):
         _check_binding()
         _check_qemu_img()
         self._jobs = blockjob.BlockJobTracker()
+        self._slots = blockjob.GuestJobSlots()
         self._quiet_until = {}
         host.start_event_loop()
         self._host = host.Host(CONF.libvirt.connection_uri,
@@ -408,12 +410,25 @@ class LibvirtDriver(base.BaseDriver):
         """Merge as ``plan`` says and wait until it is done.
 
         A running guest gets a block pull (``blockRebase``) or a block
-        commit (``blockCommit``), keeping backing names relative; a stopped
-        guest's file disk is merged with ``qemu-img``.
+        commit (``blockCommit``), keeping backing names relative, and is
+        then made to flush its disks before the merge counts as done; a
+        stopped guest's file disk is merged with ``qemu-img``. Merges on
+        one guest run one at a time (:class:`blockjob.GuestJobSlots`).
 
         :returns: the chain's names afterwards, active first.
         :raises: OperationFailed
         """
+        disk = plan.disk
+
+        def waiting():
+            LOG.info("Snapshot %s: another merge runs on guest %s; the %s "
+                     "on disk %s waits for it (one block job per guest)",
+                     plan.snapshot_id, disk.guest, plan.kind, disk.target)
+
+        with self._slots.hold(disk.details['domain_uuid'], waiting):
+            return self._delete(plan)
+
+    def _delete(self, plan):
         attached = self._current(plan.disk)
         location = attached.location
         what = 'block %s' % plan.kind
@@ -421,7 +436,7 @@ class LibvirtDriver(base.BaseDriver):
                  plan.snapshot_id, what, location.target, location.guest,
                  plan.base, plan.top)
         if location.running:
-            hint = self._merge_running(attached.dom, location, plan)
+            hint = self._merge_running(attached, plan)
         elif location.source_type == 'file':
             self._merge_stopped(location, plan)
             hint = ''
@@ -443,10 +458,12 @@ class LibvirtDriver(base.BaseDriver):
             return name
         return '%s[%d]' % (location.target, location.entry(name).index)
 
-    def _merge_running(self, dom, location, plan):
+    def _merge_running(self, attached, plan):
+        dom, location = attached.dom, attached.location
         target = location.target
         uuid = location.details['domain_uuid']
         base_name = self._job_name(location, plan.base)
+        self._wait_for_other_jobs(attached, plan)
         with self._jobs.watch(uuid, target) as watch:
             try:
                 if plan.kind == chain.PULL:
@@ -462,7 +479,76 @@ class LibvirtDriver(base.BaseDriver):
                               "guest %s: %s", plan.kind, target,
                               location.guest, _libvirt_message(error))
             status = self._wait(watch, dom, location, 'block %s' % plan.kind)
+        if status not in (libvirt.VIR_DOMAIN_BLOCK_JOB_FAILED,
+                          libvirt.VIR_DOMAIN_BLOCK_JOB_CANCELED):
+            # Completed, or ended without an event: the chain check that
+            # follows tells which, and a success must be durable first.
+            self._make_durable(attached, 'the block %s on disk %s'
+                               % (plan.kind, target))
         return self._status_hint(status, location)
+
+    def _wait_for_other_jobs(self, attached, plan):
+        """Wait while another disk of the guest has a block job.
+
+        Merges of this process hold the guest's slot; this covers the jobs
+        it did not start: one an earlier snapdriver process left running
+        (recovery waits for it on another thread), or an operator's.
+
+        :raises: OperationFailed when one is still running after
+            ``[libvirt] block_job_timeout`` seconds.
+        """
+        others = [disk.target for disk in attached.domain.disks
+                  if disk.chain and disk.target != attached.disk.target]
+        deadline = time.monotonic() + CONF.libvirt.block_job_timeout
+        said = False
+        while True:
+            busy = [target for target in others
+                    if self._has_job(attached.dom, target)]
+            if not busy:
+                return
+            if not said:
+                said = True
+                LOG.info("Snapshot %s: guest %s has a block job on disk %s "
+                         "that snapdriver did not start; the %s on disk %s "
+                         "waits for it to end (one block job per guest)",
+                         plan.snapshot_id, attached.location.guest,
+                         ', '.join(busy), plan.kind, attached.disk.target)
+            if time.monotonic() > deadline:
+                raise _failed("A block job on disk %s of guest %s is still "
+                              "running after %d seconds ([libvirt] "
+                              "block_job_timeout); the block %s on disk %s "
+                              "was not started: QEMU runs one block job per "
+                              "guest safely, not two.", ', '.join(busy),
+                              attached.location.guest,
+                              CONF.libvirt.block_job_timeout, plan.kind,
+                              attached.disk.target)
+            time.sleep(CONF.libvirt.block_job_poll_interval)
+
+    @staticmethod
+    def _has_job(dom, target):
+        try:
+            return bool(dom.blockJobInfo(target, 0))
+        except libvirt.libvirtError as error:
+            # A drive without a medium, a disk unplugged meanwhile: no job.
+            LOG.debug("No block job information for disk %s: %s", target,
+                      _libvirt_message(error))
+            return False
+
+    @staticmethod
+    def _make_durable(attached, what):
+        """Have QEMU write out what the job left in its caches (see
+        :mod:`flush`): the merge is not reported before that."""
+        files = []
+        for disk in attached.domain.disks:
+            if disk.disk_type != 'file' or not disk.chain:
+                continue
+            # Every image of the merged disk (the base got the data of a
+            # commit), the active image of the others.
+            images = (disk.chain if disk.target == attached.disk.target
+                      else disk.chain[:1])
+            files.extend(image.source for image in images)
+        flush.sync_files(files)
+        return flush.flush_guest(attached.dom, attached.location.guest, what)
 
     def check_plan(self, plan):
         """A stopped guest's network disk cannot be read or changed here:
@@ -479,25 +565,35 @@ class LibvirtDriver(base.BaseDriver):
                           "on the storage side)" % (disk.target, disk.guest))
 
     def wait_for_pending(self, disk):
-        """Wait for a block job that an earlier snapdriver process started.
+        """Wait for a block job that an earlier snapdriver process started,
+        and make what it did durable.
 
         libvirt keeps block jobs running while snapdriver restarts; the
-        chain can only be judged once such a job has ended.
+        chain can only be judged once such a job has ended, and its result
+        only reported once QEMU has flushed it (which the earlier process
+        may not have lived to see to).
 
         :returns: True if a job was running on the disk.
         :raises: OperationFailed if it did not end within
-            ``[libvirt] block_job_timeout`` (it is aborted then).
+            ``[libvirt] block_job_timeout`` (it is aborted then), or QEMU
+            could not be made to flush.
         """
-        if not disk.running or not self._job_info(disk):
+        if not disk.running:
             return False
-        LOG.info("A block job started before snapdriver restarted runs on "
-                 "disk %s of guest %s; waiting for it", disk.target,
-                 disk.guest)
-        dom = self._lookup(disk)
-        with self._jobs.watch(disk.details['domain_uuid'],
-                              disk.target) as watch:
-            self._wait(watch, dom, disk, 'block job')
-        return True
+        pending = bool(self._job_info(disk))
+        if pending:
+            LOG.info("A block job started before snapdriver restarted runs "
+                     "on disk %s of guest %s; waiting for it", disk.target,
+                     disk.guest)
+            dom = self._lookup(disk)
+            with self._jobs.watch(disk.details['domain_uuid'],
+                                  disk.target) as watch:
+                self._wait(watch, dom, disk, 'block job')
+        # A job may also have ended while snapdriver was away, and what it
+        # did is not durable until QEMU flushes: settle nothing before.
+        self._make_durable(self._fresh(disk),
+                           'the work left on disk %s' % disk.target)
+        return pending
 
     def _wait(self, watch, dom, location, what):
         try:

@@ -217,3 +217,56 @@ class TestManager(base.TestCase):
         self.assertRaises(exception.OperationNotFound, manager.query, None,
                           's0')
         self.assertEqual(1, len(manager.query(None, 's3')))
+
+
+class TestLanes(base.TestCase):
+    """Creates have workers of their own: a create never waits behind
+    another volume's merge, however many merges there are."""
+
+    def setUp(self):
+        super().setUp()
+        self.merging = threading.Event()
+        self.release = threading.Event()
+        self.addCleanup(self.release.set)
+        test = self
+
+        class SlowMerges(fake.FakeDriver):
+            def _apply(self, plan):
+                if plan.kind != 'create':
+                    test.merging.set()
+                    test.release.wait(10)
+                return super()._apply(plan)
+
+        self.driver = SlowMerges()
+        self.driver.name = 'fake'
+        for volume in ('v1', 'v2', 'v3'):
+            self.driver.add_guest({'name': 'g-' + volume, 'disks': [
+                {'target': 'vda', 'serial': volume, 'directory': '/d',
+                 'chain': ['a', 'b', 'c']}]})
+        self.driver.add_file('v3', 'new', backing='a')
+        self.manager = manager_mod.OperationManager(
+            self.driver, contract.RecordingReporter(), workers=1,
+            create_workers=1)
+        self.addCleanup(self.manager.stop)
+
+    def test_create_passes_merges_of_other_volumes(self):
+        for volume, snapshot_id in (('v1', 's1'), ('v2', 's2')):
+            self.manager.accept(None, {
+                'kind': 'delete', 'volume_id': volume,
+                'snapshot_id': snapshot_id, 'file_to_merge': 'b',
+                'merge_target_file': 'c'})
+        self.assertTrue(self.merging.wait(10))
+        self.manager.accept(None, {'kind': 'create', 'volume_id': 'v3',
+                                   'snapshot_id': 's3', 'new_file': 'new'})
+        deadline = time.monotonic() + 10
+        while self.manager.query(None, 's3')[0]['state'] != 'succeeded':
+            if time.monotonic() > deadline:
+                self.fail('the create waited behind the merges')
+            time.sleep(0.005)
+        # The only merge worker is still busy with s1; s2 waits for it.
+        self.assertEqual('running', self.manager.query(None, 's1')[0]['state'])
+        self.assertEqual('queued', self.manager.query(None, 's2')[0]['state'])
+        self.release.set()
+        self.assertTrue(self.manager.wait_idle(10))
+        self.assertEqual(['succeeded'] * 2, [
+            self.manager.query(None, s)[0]['state'] for s in ('s1', 's2')])

@@ -38,6 +38,9 @@ class LibvirtTestCase(base.TestCase):
         self.useFixture(fixtures.MonkeyPatch(
             'snapdriver.drivers.libvirt.qemuimg.find',
             lambda: '/usr/bin/qemu-img'))
+        self.useFixture(fixtures.MonkeyPatch(
+            'libvirt_qemu.qemuMonitorCommand',
+            lambda dom, command, flags: dom.monitor_command(command, flags)))
         self.conf.config(group='libvirt', block_job_poll_interval=0.01,
                          connection_uri='qemu:///test')
 

@@ -154,6 +154,12 @@ class FakeDomain:
         self.applies_snapshots = True
         self.snapshot_calls = 0
         self.lock = threading.Lock()
+        self.paused = False
+        #: Times QEMU flushed the guest's disks (it does when it stops).
+        self.flushes = 0
+        #: Errors of suspend() and resume(), taken one per call.
+        self.suspend_errors = []
+        self.resume_errors = []
 
     # virDomain
 
@@ -165,6 +171,40 @@ class FakeDomain:
 
     def isActive(self):
         return 1 if self.running else 0
+
+    def state(self, flags=0):
+        if not self.running:
+            return [libvirt.VIR_DOMAIN_SHUTOFF, 0]
+        if self.paused:
+            return [libvirt.VIR_DOMAIN_PAUSED, 0]
+        return [libvirt.VIR_DOMAIN_RUNNING, 0]
+
+    def suspend(self):
+        self.conn.record('suspend', self._name)
+        if self.suspend_errors:
+            raise self.suspend_errors.pop(0)
+        if not self.running:
+            raise libvirt_error(libvirt.VIR_ERR_OPERATION_INVALID,
+                                'domain is not running')
+        if not self.paused:         # libvirt: a paused domain is left be
+            self.paused = True
+            self.flushes += 1
+        return 0
+
+    def resume(self):
+        self.conn.record('resume', self._name)
+        if self.resume_errors:
+            raise self.resume_errors.pop(0)
+        self.paused = False
+        return 0
+
+    def monitor_command(self, command, flags):
+        """What ``libvirt_qemu.qemuMonitorCommand`` does to this domain."""
+        self.conn.record('qemuMonitorCommand', self._name, command, flags)
+        if json.loads(command) == {'execute': 'stop'}:
+            self.paused = True
+            self.flushes += 1       # QEMU flushes even when already stopped
+        return '{"return": {}}'
 
     def XMLDesc(self, flags=0):
         self.conn.record('XMLDesc', self._name, flags)

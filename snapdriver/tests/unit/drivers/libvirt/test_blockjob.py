@@ -112,3 +112,59 @@ class BlockJobTrackerTestCase(base.TestCase):
             self.assertRaises(ValueError, watch.wait, fail, 10, 10)
         with self.tracker.watch(UUID, 'vda'):
             pass
+
+
+class GuestJobSlotsTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.slots = blockjob.GuestJobSlots()
+
+    def _holder(self, name, order, release, waited=None):
+        def run():
+            with self.slots.hold(UUID, on_wait=lambda: waited.append(name)
+                                 if waited is not None else None):
+                order.append(name)
+                release.wait(10)
+        thread = threading.Thread(target=run)
+        thread.start()
+        self.addCleanup(thread.join, 10)
+        return thread
+
+    def _wait_for(self, predicate):
+        for _ in range(1000):
+            if predicate():
+                return
+            threading.Event().wait(0.005)
+        self.fail('condition never met')
+
+    def test_first_come_first_served(self):
+        order, waited = [], []
+        releases = [threading.Event() for _ in range(3)]
+        for number, release in enumerate(releases):
+            self._holder(number, order, release, waited)
+            self._wait_for(lambda: self.slots.waiting(UUID) == number + 1)
+        self.assertEqual([0], order)
+        self.assertEqual([1, 2], waited)
+        for number, release in enumerate(releases):
+            release.set()
+            self._wait_for(lambda: len(order) == min(number + 2, 3))
+        self.assertEqual([0, 1, 2], order)
+        self._wait_for(lambda: self.slots.waiting(UUID) == 0)
+
+    def test_other_guests_do_not_wait(self):
+        release = threading.Event()
+        self.addCleanup(release.set)
+        self._holder('first', [], release)
+        self._wait_for(lambda: self.slots.waiting(UUID) == 1)
+        with self.slots.hold('another-guest', on_wait=self.fail):
+            pass
+
+    def test_released_when_the_holder_fails(self):
+        def fail():
+            with self.slots.hold(UUID):
+                raise RuntimeError('job refused')
+        self.assertRaises(RuntimeError, fail)
+        self.assertEqual(0, self.slots.waiting(UUID))
+        with self.slots.hold(UUID, on_wait=self.fail):
+            pass

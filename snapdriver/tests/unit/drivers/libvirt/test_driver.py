@@ -7,12 +7,15 @@ vdb is a block disk without serial.
 """
 
 import os
+import threading
+import time
 from xml.etree import ElementTree
 
 import fixtures
 
 from snapdriver import chain
 from snapdriver.drivers.libvirt import domxml
+from snapdriver.drivers.libvirt import flush
 from snapdriver import exception
 from snapdriver.tests.unit.drivers.libvirt import base
 from snapdriver.tests.unit.drivers.libvirt import fakes
@@ -522,7 +525,9 @@ class DeleteSnapshotTestCase(DriverTestCase):
         dom.job_polls = 3
         self.assertEqual(['disk1_file', 'other-snap.img', 'base.img'],
                          self.delete('snap.img', 'other-snap.img'))
-        self.assertEqual(4, len(self.conn.calls_of('blockJobInfo')))
+        self.assertEqual(4, len([call for call
+                                 in self.conn.calls_of('blockJobInfo')
+                                 if call[2] == 'vda']))
 
     def test_timeout_aborts_the_job(self):
         self.conf.config(group='libvirt', block_job_timeout=1)
@@ -639,13 +644,170 @@ class DeleteSnapshotTestCase(DriverTestCase):
         real_info = dom.blockJobInfo
 
         def stop_during_poll(disk, flags):
-            dom.running = False
+            if disk == 'vda':
+                dom.running = False
             return real_info(disk, flags)
         dom.blockJobInfo = stop_during_poll
         error = self.assertRaises(exception.OperationFailed, self.delete,
                                   'other-snap.img', None)
         self.assertIn('should be disk1_file -> other-snap.img -> base.img',
                       str(error))
+
+
+class GuestSafetyTestCase(DriverTestCase):
+    """One block job per guest, and no merge reported before QEMU flushed
+    what it did (QEMU 7.2: concurrent pulls crash it; a finished pull's
+    cluster mapping stays in its cache)."""
+
+    def setUp(self):
+        super().setUp()
+        first = self.images.add_chain('/d', ['v-top', 'v-mid', 'v-base'])
+        second = self.images.add_chain('/d', ['w-top', 'w-mid', 'w-base'])
+        self.dom = self.conn.add_domain('g1', [
+            fakes.FakeDisk('vdb', serial='V', path=first),
+            fakes.FakeDisk('vdc', serial='W', path=second)])
+        self.useFixture(fixtures.MonkeyPatch(
+            'snapdriver.drivers.libvirt.flush.RESUME_RETRY_DELAY', 0))
+
+    def calls(self):
+        return [call[0] for call in self.conn.calls
+                if call[0] in ('blockRebase', 'blockCommit', 'suspend',
+                               'resume', 'qemuMonitorCommand')]
+
+    def in_thread(self, function, *args):
+        outcome = {}
+
+        def run():
+            try:
+                outcome['result'] = function(*args)
+            except Exception as error:
+                outcome['error'] = error
+        thread = threading.Thread(target=run)
+        thread.start()
+        self.addCleanup(thread.join, 10)
+        return thread, outcome
+
+    def wait_until(self, predicate, what):
+        deadline = time.monotonic() + 10
+        while not predicate():
+            if time.monotonic() > deadline:
+                self.fail('never happened: %s' % what)
+            time.sleep(0.005)
+
+    def test_pull_is_flushed_before_it_is_done(self):
+        self.assertEqual(['v-top'], self.delete(None, None))
+        self.assertEqual(['blockRebase', 'suspend', 'resume'], self.calls())
+        self.assertEqual(1, self.dom.flushes)
+        self.assertFalse(self.dom.paused)
+        self.assertIn('The block pull on disk vdb of guest g1 is durable: '
+                      'the guest was paused', self.log.output)
+
+    def test_commit_is_flushed_too(self):
+        self.delete('v-mid', 'v-base')
+        self.assertEqual(['blockCommit', 'suspend', 'resume'], self.calls())
+
+    def test_failed_job_changes_nothing_and_is_not_reported_durable(self):
+        self.dom.job_outcome = 'fail'
+        self.assertRaises(exception.OperationFailed, self.delete, None, None)
+        self.assertNotIn('is durable', self.log.output)
+
+    def test_paused_guest_is_flushed_without_running_it(self):
+        self.dom.paused = True
+        self.delete(None, None)
+        self.assertEqual(['blockRebase', 'qemuMonitorCommand'], self.calls())
+        [call] = self.conn.calls_of('qemuMonitorCommand')
+        self.assertEqual('{"execute": "stop"}', call[2])
+        self.assertTrue(self.dom.paused)
+        self.assertEqual(1, self.dom.flushes)
+
+    def test_resume_is_retried(self):
+        self.dom.resume_errors = [fakes.libvirt_error(
+            libvirt.VIR_ERR_OPERATION_FAILED, 'resume failed')] * 2
+        self.assertEqual(['v-top'], self.delete(None, None))
+        self.assertFalse(self.dom.paused)
+        self.assertEqual(3, len(self.conn.calls_of('resume')))
+
+    def test_guest_that_cannot_be_resumed_is_named(self):
+        self.dom.resume_errors = [fakes.libvirt_error(
+            libvirt.VIR_ERR_OPERATION_FAILED, 'resume failed')] * 9
+        error = self.assertRaises(exception.OperationFailed, self.delete,
+                                  None, None)
+        self.assertEqual("guest g1 was paused so that QEMU would flush its "
+                         "disks, and could not be resumed: resume failed; "
+                         "resume it with 'virsh resume g1'", str(error))
+        self.assertEqual(flush.RESUME_TRIES,
+                         len(self.conn.calls_of('resume')))
+
+    def test_pause_refused(self):
+        self.dom.suspend_errors = [fakes.libvirt_error(
+            libvirt.VIR_ERR_OPERATION_FAILED, 'cannot stop CPUs')]
+        error = self.assertRaises(exception.OperationFailed, self.delete,
+                                  None, None)
+        self.assertEqual("The block pull on disk vdb of guest g1 finished, "
+                         "but its result could not be made durable before "
+                         "reporting: pausing the guest (so that QEMU flushes "
+                         "its disks) failed: cannot stop CPUs", str(error))
+
+    def test_second_merge_on_the_guest_waits_for_the_first(self):
+        self.dom.send_events = False
+        self.dom.job_polls = 10 ** 9
+        first, first_outcome = self.in_thread(self.delete, None, None, 'V')
+        self.wait_until(lambda: 'vdb' in self.dom.jobs, 'first job started')
+        second, second_outcome = self.in_thread(self.delete, None, None, 'W')
+        self.wait_until(lambda: 'waits for it (one block job per guest)'
+                        in self.log.output, 'second merge waiting')
+        self.assertEqual(['blockRebase'], self.calls())
+        self.dom.jobs['vdb'].polls_left = 0
+        first.join(10)
+        self.wait_until(lambda: 'vdc' in self.dom.jobs, 'second job started')
+        self.dom.jobs['vdc'].polls_left = 0
+        second.join(10)
+        self.assertEqual(['v-top'], first_outcome['result'])
+        self.assertEqual(['w-top'], second_outcome['result'])
+        # The first job ended and was flushed before the second began.
+        self.assertEqual(['blockRebase', 'suspend', 'resume'] * 2,
+                         self.calls())
+        self.assertEqual('vdb', self.conn.calls_of('blockRebase')[0][2])
+
+    def test_other_guests_merge_at_the_same_time(self):
+        other = self.images.add_chain('/e', ['x-top', 'x-base'])
+        self.conn.add_domain('g2', [fakes.FakeDisk('vdb', serial='X',
+                                                   path=other)])
+        with self.driver._slots.hold(self.dom.uuid):
+            self.assertEqual(['x-top'], self.delete(None, None, 'X'))
+
+    def test_create_does_not_wait_for_a_merge(self):
+        with self.driver._slots.hold(self.dom.uuid):
+            self.assertEqual(['new-file', 'w-top', 'w-mid', 'w-base'],
+                             self.create('W'))
+
+    def test_waits_for_a_job_it_did_not_start(self):
+        self.dom.jobs['vdc'] = fakes.FakeJob(
+            kind=libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_PULL, end=fakes.MIB,
+            effect=lambda: None, polls_left=3)
+        self.assertEqual(['v-top'], self.delete(None, None))
+        self.assertIn('guest g1 has a block job on disk vdc that snapdriver '
+                      'did not start; the pull on disk vdb waits for it',
+                      self.log.output)
+        job_info = [call[2] for call in self.conn.calls_of('blockJobInfo')]
+        rebase = self.conn.calls.index(self.conn.calls_of('blockRebase')[0])
+        self.assertEqual(['vdc'] * 4, job_info[:4])
+        self.assertNotIn(('blockJobInfo', 'g1', 'vdc', 0),
+                         self.conn.calls[rebase:])
+
+    def test_job_it_did_not_start_that_does_not_end(self):
+        self.conf.config(group='libvirt', block_job_timeout=1)
+        self.dom.jobs['vdc'] = fakes.FakeJob(
+            kind=libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_PULL, end=fakes.MIB,
+            effect=lambda: None, polls_left=10 ** 9)
+        error = self.assertRaises(exception.OperationFailed, self.delete,
+                                  None, None)
+        self.assertEqual("A block job on disk vdc of guest g1 is still "
+                         "running after 1 seconds ([libvirt] "
+                         "block_job_timeout); the block pull on disk vdb was "
+                         "not started: QEMU runs one block job per guest "
+                         "safely, not two.", str(error))
+        self.assertEqual([], self.calls())
 
 
 class WaitForPendingTestCase(DriverTestCase):
@@ -663,6 +825,8 @@ class WaitForPendingTestCase(DriverTestCase):
 
     def test_no_job(self):
         self.assertFalse(self.driver.wait_for_pending(self.disk))
+        # It may have ended while snapdriver was away, unflushed.
+        self.assertEqual(1, self.dom.flushes)
 
     def test_stopped_guest_has_no_job(self):
         self.dom.running = False
@@ -679,6 +843,8 @@ class WaitForPendingTestCase(DriverTestCase):
         self.assertTrue(self.driver.wait_for_pending(self.disk))
         self.assertEqual({}, self.dom.jobs)
         self.assertEqual([], self.conn.changes())
+        self.assertEqual(1, self.dom.flushes)
+        self.assertFalse(self.dom.paused)
 
     def test_job_that_does_not_end_is_aborted(self):
         self.conf.config(group='libvirt', block_job_timeout=1)
