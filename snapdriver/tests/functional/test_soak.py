@@ -39,7 +39,9 @@ When the last report is in Cinder's database, QEMU itself is SIGKILLed
 (not ``virDomainDestroy``, whose SIGTERM lets QEMU flush first). Then:
 
 * the guest was running until then (QEMU 7.2 segfaults when two block
-  pulls run at once on two disks of one guest);
+  pulls run at once on two disks of one guest), and is running, not left
+  paused, once the last report is in (a merge's flush pauses it briefly,
+  and every merge is flushed before it is reported);
 * every operation succeeded, ran once (one journal row) and was reported:
   Cinder's database showed its status and cinder-api accepted a callback
   for it (at least once);
@@ -196,6 +198,7 @@ class TestSoak(base.FunctionalTestCase):
         self.current_round = None
         self.guest_death = None
         self.pauses = []
+        self.paused_since = None
         self.final_kill_note = 'not tried'
         self.addCleanup(self._stop_servers)
         self.addOnException(self._attach_logs)
@@ -589,10 +592,10 @@ class TestSoak(base.FunctionalTestCase):
                     else 'state unknown: %s' % reason))
                 last = (state, reason)
             if state == PAUSED and paused_at is None:
-                paused_at = now
+                paused_at = self.paused_since = now
             elif state != PAUSED and paused_at is not None:
                 self.pauses.append(now - paused_at)
-                paused_at = None
+                paused_at = self.paused_since = None
             if not alive or state not in (None, RUNNING, PAUSED):
                 with self._lock:
                     flying = sorted(self.in_flight.items())
@@ -643,7 +646,13 @@ class TestSoak(base.FunctionalTestCase):
             thread.join()
         self.clients_done.set()
         soak_seconds = time.monotonic() - soak_began
-        end_state = self._end_state(guest_fixture)
+        # At once: every merge was flushed before it was reported, so no
+        # pause of the driver's may still be on now.
+        try:
+            end_state = guest_fixture.domain.state()
+        except Exception as e:
+            end_state = (None, str(e))
+        paused_since = self.paused_since
         last_report = max([getattr(r, 'seen_at', 0)
                            for r in self.scenario.ops] or [0])
         self.stop_watching.set()
@@ -668,7 +677,7 @@ class TestSoak(base.FunctionalTestCase):
         callbacks = self._callbacks()
         figures = self._figures(cvs, soak_seconds,
                                 time.monotonic() - began, qemu_killed,
-                                last_report, data, callbacks)
+                                last_report, data, callbacks, end_state)
         faults.say('\nSOAK (seed %d)\n%s' % (self.seed, figures))
         self.addDetail('figures', content.text_content(figures))
         self._write_summary(figures)
@@ -691,9 +700,10 @@ class TestSoak(base.FunctionalTestCase):
                           if self.errors else ''))
         self.assertEqual([], self.errors, 'clients or killer failed')
         self.assertEqual(RUNNING, end_state[0],
-                         'the guest is %s once every operation is reported'
+                         'the guest is %s once every operation is reported%s'
                          % (_state_text(*end_state) if end_state[0]
-                            else end_state[1]))
+                            else end_state[1], self._paused_text(
+                                paused_since, qemu_killed)))
         # Round 0 and the last round: a delete each; the others: two ops.
         self.assertEqual(VOLUMES * 2 * ROUNDS, len(self.scenario.ops))
         problems = []
@@ -715,18 +725,22 @@ class TestSoak(base.FunctionalTestCase):
                          'volumes after QEMU was SIGKILLed right after the '
                          'last reports')
 
-    def _end_state(self, guest_fixture, timeout=10):
-        """The guest's state once the clients are done: running, unless a
-        pause (of a flush) is still on; then it is waited for a moment."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                state, reason = guest_fixture.domain.state()
-            except Exception as e:
-                return None, str(e)
-            if state != PAUSED or time.monotonic() > deadline:
-                return state, reason
-            time.sleep(WATCH_INTERVAL)
+    def _paused_text(self, since, until):
+        """Since when the guest was paused, and what happened just before
+        (the timeline's previous events)."""
+        if since is None:
+            return ''
+        start = self.timeline.events[0][0]
+        before = [what for at, what in sorted(self.timeline.events)
+                  if at <= since and not what.startswith('guest ')][-3:]
+        return ('; paused since +%.3f s (%.1f s before QEMU was killed); '
+                'just before: %s; after it, a SIGKILL of snapdriver: %s' % (
+                    since - start, (until or time.time()) - since,
+                    ' | '.join(before), next(
+                        ('+%.3f s %s' % (at - start, what)
+                         for at, what in sorted(self.timeline.events)
+                         if at >= since and what.startswith('FAULT')),
+                        'none')))
 
     def _wait_gone(self, qemu_pid, guest_fixture, timeout=30):
         deadline = time.monotonic() + timeout
@@ -839,7 +853,7 @@ class TestSoak(base.FunctionalTestCase):
         return text, samples
 
     def _figures(self, cvs, soak_seconds, test_seconds, qemu_killed,
-                 last_report, data, callbacks):
+                 last_report, data, callbacks, end_state):
         kinds = {}
         for record in self.scenario.ops:
             kinds[record.kind] = kinds.get(record.kind, 0) + 1
@@ -876,18 +890,24 @@ class TestSoak(base.FunctionalTestCase):
         ]
         lines.extend('    e.g. %s' % sample for sample in samples)
         lines += [
-            'guest pauses seen by a %d ms poll of its state: %d%s' % (
-                WATCH_INTERVAL * 1000, len(self.pauses),
-                ' (longest %.0f ms)' % (max(self.pauses) * 1000)
-                if self.pauses else ''),
+            'guest pauses seen by a %d ms poll of its state: %d ended%s%s'
+            % (WATCH_INTERVAL * 1000, len(self.pauses),
+               ' (longest %.0f ms)' % (max(self.pauses) * 1000)
+               if self.pauses else '',
+               '; one still on at the end, since +%.3f s' % (
+                   self.paused_since - self.timeline.events[0][0])
+               if self.paused_since else ''),
             'status callbacks accepted by cinder-api: %d for %d operations;'
             ' sent more than once (snapshots): %s' % (
                 accepted, len(self.scenario.ops), ', '.join(again) or
                 'none'),
             'reports the journal does not show as delivered: %s' % (
                 ', '.join(not_delivered) or 'none'),
-            'guest: %s' % ('survived' if self.guest_death is None else
-                           'DIED: %s' % self.guest_death[1]),
+            'guest: %s' % (
+                'DIED: %s' % self.guest_death[1] if self.guest_death
+                else 'survived, %s when the last report was in' % (
+                    _state_text(*end_state) if end_state[0] is not None
+                    else end_state[1])),
             'data after the QEMU SIGKILL: %s' % (
                 '; '.join('%s %s' % item for item in sorted(data.items()))
                 if data else 'not checked'),
