@@ -36,7 +36,8 @@ def build_operations():
     reporter = loader.load(CONF.status_reporter, reporter_mod.NAMESPACE)
     manager = manager_mod.OperationManager(
         driver, reporter, _open_journal(),
-        workers=CONF.operation_workers, history=CONF.operation_history,
+        workers=CONF.operation_workers, create_workers=CONF.create_workers,
+        history=CONF.operation_history,
         report_workers=CONF.report_workers)
     return operations_api.LocalOperationsAPI(manager), manager
 

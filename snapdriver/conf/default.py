@@ -26,9 +26,17 @@ opts = [
                     "only logs it (development)."),
     cfg.IntOpt('operation_workers',
                default=8, min=1,
-               help="How many operations may run at once (on different "
-                    "volumes; operations on one volume always run one at a "
-                    "time, in order)."),
+               help="How many merges (snapshot deletes) may run at once, "
+                    "on different volumes; operations on one volume always "
+                    "run one at a time, in order, and a driver may run "
+                    "fewer at once (libvirt: one block job per guest)."),
+    cfg.IntOpt('create_workers',
+               default=4, min=1,
+               help="How many creates (snapshot switches) may run at once, "
+                    "on different volumes. Creates have workers of their "
+                    "own so that they never wait behind other volumes' "
+                    "merges, which can take hours: Cinder gives a create "
+                    "600 seconds."),
     cfg.IntOpt('report_workers',
                default=64, min=1,
                help="How many status reports may be in delivery at once. "

@@ -19,9 +19,11 @@ only then does the caller get its 200/204.
 
 Running is not: each volume has a queue, operations on one volume run one
 at a time in the order accepted, and operations on different volumes run
-in parallel on a bounded pool. Just before it runs, an operation is
-validated again against the chain as it is then (an earlier operation on
-the volume may have changed it). Every step is journalled first.
+in parallel, creates and merges on bounded pools of their own (a create
+never waits behind another volume's merge, which can take hours). Just
+before it runs, an operation is validated again against the chain as it is
+then (an earlier operation on the volume may have changed it). Every step
+is journalled first.
 
 The outcome goes to the status reporter, with Cinder's status value, on a
 pool of its own so that a slow Cinder does not hold up the next operation.
@@ -116,12 +118,14 @@ class OperationManager:
     :param reporter: a :class:`snapdriver.operations.reporter.StatusReporter`.
     :param journal: a :class:`snapdriver.operations.journal.Journal`; an
         in-memory SQLite one when None (tests).
-    :param workers: operations that may run at once (different volumes).
+    :param workers: merges that may run at once (different volumes).
+    :param create_workers: creates that may run at once (different
+        volumes), beside the merges.
     :param history: finished, reported operations kept in the journal.
     """
 
     def __init__(self, driver, reporter, journal=None, workers=8,
-                 history=1000, report_workers=64):
+                 create_workers=4, history=1000, report_workers=64):
         self.driver = driver
         self.reporter = reporter
         self.journal = journal or journal_mod.Journal('sqlite://')
@@ -130,8 +134,11 @@ class OperationManager:
         # every report; the journal keeps at most a tenth more meanwhile.
         self._trim_every = max(1, min(50, history // 10))
         self._delivered = 0
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix='snapdriver-op')
+        # A lane per kind of work: (operation kind) -> pool.
+        self._merge_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix='snapdriver-merge')
+        self._create_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=create_workers, thread_name_prefix='snapdriver-create')
         self._report_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=report_workers, thread_name_prefix='snapdriver-rep')
         self._lock = threading.Lock()
@@ -315,7 +322,8 @@ class OperationManager:
         """
         with self._lock:
             self._stopping = True
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._create_pool.shutdown(wait=wait, cancel_futures=True)
+        self._merge_pool.shutdown(wait=wait, cancel_futures=True)
         self._report_pool.shutdown(wait=wait, cancel_futures=True)
 
     # Background work.
@@ -324,31 +332,36 @@ class OperationManager:
         with self._lock:
             if self._stopping:
                 return      # stays queued in the journal for the next start
-            self._queues[row['volume_id']].append(row['id'])
-            start = row['volume_id'] not in self._busy
-            if start:
-                self._busy.add(row['volume_id'])
-        if start:
-            self._pool.submit(self._drain, row['volume_id'])
+            volume_id = row['volume_id']
+            self._queues[volume_id].append((row['id'], row['kind']))
+            if volume_id not in self._busy:
+                self._busy.add(volume_id)
+                self._submit_next(volume_id)
 
-    def _drain(self, volume_id):
-        while True:
+    def _submit_next(self, volume_id):
+        """Hand the volume's next operation to the pool of its kind, or mark
+        the volume idle. Called with ``self._lock`` held, so that ``stop``
+        cannot shut the pools down between the check and the submit."""
+        queue = self._queues[volume_id]
+        if not queue or self._stopping:
+            self._busy.discard(volume_id)
+            del self._queues[volume_id]
+            self._idle.notify_all()
+            return
+        operation_id, kind = queue.popleft()
+        pool = self._create_pool if kind == chain.CREATE else self._merge_pool
+        pool.submit(self._run_next, volume_id, operation_id)
+
+    def _run_next(self, volume_id, operation_id):
+        try:
+            self._run(self.journal.get(operation_id))
+        except Exception:
+            # _run journals every failure; this guards the queue.
+            LOG.exception("Operation %s crashed", operation_id)
+        finally:
             with self._lock:
-                queue = self._queues[volume_id]
-                if not queue or self._stopping:
-                    self._busy.discard(volume_id)
-                    del self._queues[volume_id]
-                    self._idle.notify_all()
-                    return
-                operation_id = queue.popleft()
-            try:
-                self._run(self.journal.get(operation_id))
-            except Exception:
-                # _run journals every failure; this guards the queue.
-                LOG.exception("Operation %s crashed", operation_id)
-            finally:
-                with self._lock:
-                    self._generations[volume_id] += 1
+                self._generations[volume_id] += 1
+                self._submit_next(volume_id)
 
     def _run(self, row):
         if row['context']:
