@@ -4,7 +4,7 @@
 # the headers libvirt-python compiles against. Run as root; idempotent.
 set -euo pipefail
 
-PACKAGES=(python3-venv libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
+PACKAGES=(python3-venv libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils strace
           libvirt-clients libvirt-dev pkg-config)
 
 missing=()
