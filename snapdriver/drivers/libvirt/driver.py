@@ -91,6 +91,19 @@ class LibvirtDriver(base.BaseDriver):
         self._host = host.Host(CONF.libvirt.connection_uri,
                                self._jobs.handle_event)
         self._check_connection()
+        self._resume_left_paused()
+
+    def _resume_left_paused(self):
+        """A snapdriver killed while it had a guest paused to flush it
+        leaves the guest paused: resume it (see :mod:`flush`)."""
+        try:
+            domains = [dom for dom in self._host.list_domains()
+                       if dom.isActive()]
+        except libvirt.libvirtError as error:
+            LOG.error("Cannot list the guests to resume any that an earlier "
+                      "snapdriver left paused: %s", _libvirt_message(error))
+            return
+        flush.resume_left_paused(domains)
 
     def _check_connection(self):
         uri = CONF.libvirt.connection_uri

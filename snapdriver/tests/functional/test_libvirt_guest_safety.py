@@ -34,6 +34,7 @@ import uuid
 
 import fixtures
 
+from snapdriver.drivers.libvirt import flush
 from snapdriver.drivers import loader
 from snapdriver.operations import manager as manager_mod
 from snapdriver.tests import base
@@ -350,3 +351,30 @@ class OfflineMergeDurabilityTest(base.FunctionalTestCase):
         volume, runs = self.merge('top', 'base')
         # The data went into the base; the image above was relinked.
         self.assertSynced(runs, [volume.path(name) for name in volume.names])
+
+
+class LeftPausedTest(base.FunctionalTestCase):
+    """A snapdriver killed between the pause of a flush and the resume
+    leaves the guest paused; the next one resumes it, and only it."""
+
+    def test_resumed_at_start_only_when_snapdriver_paused_it(self):
+        import libvirt
+        uri = guest.libvirt_uri()
+        if not uri:
+            self.skipTest(guest.SKIP_REASON)
+        self.conf.config(group='libvirt', connection_uri=uri)
+        directory = self.useFixture(fixtures.TempDir()).path
+        ours = self.useFixture(guest.GuestFixture(uri, directory,
+                                                  str(uuid.uuid4())))
+        theirs = self.useFixture(guest.GuestFixture(uri, directory,
+                                                    str(uuid.uuid4())))
+        # As _pause_and_resume leaves it when killed before the resume.
+        flush._mark(ours.domain, ours.name, 'the test')
+        ours.domain.suspend()
+        theirs.domain.suspend()
+        loader.load('libvirt')
+        self.assertEqual(libvirt.VIR_DOMAIN_RUNNING,
+                         ours.domain.state()[0])
+        self.assertEqual(libvirt.VIR_DOMAIN_PAUSED,
+                         theirs.domain.state()[0])
+        self.assertFalse(flush._marked(ours.domain))

@@ -134,7 +134,9 @@ class FakeDomain:
         self.running = running
         self.persistent = persistent
         self.agent = agent
-        self.metadata = metadata
+        self.metadata_xml = metadata
+        #: What setMetadata() put into the live definition: {uri: xml}.
+        self.live_metadata = {}
         self.jobs = {}
         self.next_index = 1
         #: How the next block job ends: 'complete', 'fail', 'cancel'
@@ -197,6 +199,23 @@ class FakeDomain:
             raise self.resume_errors.pop(0)
         self.paused = False
         return 0
+
+    def setMetadata(self, kind, xml, key, uri, flags):
+        self.conn.record('setMetadata', self._name, xml, key, uri, flags)
+        if kind != libvirt.VIR_DOMAIN_METADATA_ELEMENT:
+            raise AssertionError('only elements are kept')
+        if xml is None:
+            self.live_metadata.pop(uri, None)
+        else:
+            self.live_metadata[uri] = xml
+        return 0
+
+    def metadata(self, kind, uri, flags=0):
+        if uri not in self.live_metadata:
+            raise libvirt_error(libvirt.VIR_ERR_NO_DOMAIN_METADATA,
+                                'metadata not found: Requested metadata '
+                                'element is not present')
+        return self.live_metadata[uri]
 
     def monitor_command(self, command, flags):
         """What ``libvirt_qemu.qemuMonitorCommand`` does to this domain."""
@@ -406,9 +425,9 @@ class FakeDomain:
         root = ElementTree.Element('domain', {'type': 'qemu'})
         ElementTree.SubElement(root, 'name').text = self._name
         ElementTree.SubElement(root, 'uuid').text = self.uuid
-        if self.metadata is not None:
+        if self.metadata_xml is not None:
             root.append(ElementTree.fromstring(
-                '<metadata>%s</metadata>' % self.metadata))
+                '<metadata>%s</metadata>' % self.metadata_xml))
         devices = ElementTree.SubElement(root, 'devices')
         for disk in self.disks:
             devices.append(self._render_disk(disk))

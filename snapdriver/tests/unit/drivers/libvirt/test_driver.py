@@ -975,3 +975,51 @@ class ConnectionTestCase(base.LibvirtTestCase):
                 libvirt.VIR_DOMAIN_BLOCK_JOB_COMPLETED)
             self.assertEqual(libvirt.VIR_DOMAIN_BLOCK_JOB_COMPLETED,
                              watch.wait(lambda: {}, 1, 1))
+
+
+class LeftPausedTestCase(DriverTestCase):
+    """snapdriver killed between the pause of a flush and the resume."""
+
+    def mark(self, dom):
+        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+                        '<paused-to-flush pid="1"/>', flush.MARK_KEY,
+                        flush.MARK_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+    def test_marked_while_paused_for_the_flush(self):
+        dom = self.add_reference_domain()
+        marks = []
+        real_suspend = dom.suspend
+
+        def suspend():
+            marks.append(dict(dom.live_metadata))
+            return real_suspend()
+        dom.suspend = suspend
+        self.delete(None, None)
+        self.assertEqual([{flush.MARK_NS: '<paused-to-flush pid="%d"/>'
+                           % os.getpid()}], marks)
+        self.assertEqual({}, dom.live_metadata)
+
+    def test_guest_left_paused_is_resumed_at_start(self):
+        dom = self.add_reference_domain()
+        self.mark(dom)
+        dom.paused = True
+        self.make_driver()
+        self.assertFalse(dom.paused)
+        self.assertEqual({}, dom.live_metadata)
+        self.assertIn('Guest g1 was paused by an earlier snapdriver process '
+                      'to flush its disks and left paused; resuming it',
+                      self.log.output)
+
+    def test_guest_paused_by_somebody_else_stays_paused(self):
+        dom = self.add_reference_domain()
+        dom.paused = True
+        self.make_driver()
+        self.assertTrue(dom.paused)
+        self.assertEqual([], self.conn.calls_of('resume'))
+
+    def test_mark_left_on_a_running_guest_is_removed(self):
+        dom = self.add_reference_domain()
+        self.mark(dom)
+        self.make_driver()
+        self.assertEqual({}, dom.live_metadata)
+        self.assertEqual([], self.conn.calls_of('resume'))
