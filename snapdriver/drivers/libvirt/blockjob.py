@@ -27,7 +27,23 @@ import time
 
 from oslo_log import log
 
+try:
+    import libvirt
+except ImportError:  # the driver reports it when it loads
+    libvirt = None
+
 LOG = log.getLogger(__name__)
+
+#: The speed, in bytes per second, at which a block job is held while a
+#: snapshot switch runs beside it: it copies nothing, and it cannot end.
+#: Nobody else sets a job to one byte a second, so a job found at this
+#: speed was left held by a snapdriver that died (:func:`release_held`).
+HOLD_BANDWIDTH = 1
+#: A held job whose progress did not move for this long has no copy in
+#: flight.
+SETTLE_INTERVAL = 0.1
+#: How long a job may take to settle, or to end when it was ending.
+HOLD_TIMEOUT = 30.0
 
 
 class BlockJobTimeout(Exception):
@@ -130,21 +146,36 @@ class BlockJobWatch:
 
 
 class GuestJobSlots:
-    """One block job per guest at a time, first come first served.
+    """One block job per guest at a time, first come first served; and
+    changes to a guest's block graph one at a time.
 
     QEMU 7.2 crashes when two block pulls start together on two disks of
-    one guest (see doc/architecture.md, "Block work on one guest"), so a
-    merge holds its guest's slot from before it starts its job until the
-    job's result is durable. Merges on different guests do not wait for
-    each other; creates (snapshot switches) never take a slot.
+    one guest, and sometimes when a disk is switched onto a new overlay
+    while a pull copies data on another disk (see doc/architecture.md,
+    "Block work on one guest"). So a merge holds its guest's slot from
+    before it starts its job until the job's result is durable, and the
+    moments that change the guest's block graph (starting a job, a
+    snapshot switch) hold the guest's graph lock, a short one. Merges on
+    different guests do not wait for each other; creates never wait for a
+    slot, only for the graph lock.
 
-    Keyed by domain UUID. Waiters are served in the order they came, so a
-    volume's merge cannot be overtaken for ever by its neighbours'.
+    Keyed by domain UUID. Waiters for a slot are served in the order they
+    came, so a volume's merge cannot be overtaken for ever by its
+    neighbours'.
     """
 
     def __init__(self):
         self._cond = threading.Condition()
         self._queues = {}      # uuid -> deque of tickets, holder first
+        self._graph_locks = collections.defaultdict(threading.Lock)
+
+    def graph_change(self, uuid):
+        """The guest's graph lock, as a context manager.
+
+        Kept for the guest's lifetime in this process: a few bytes each.
+        """
+        with self._cond:
+            return self._graph_locks[uuid]
 
     @contextlib.contextmanager
     def hold(self, uuid, on_wait=None):
@@ -176,3 +207,98 @@ class GuestJobSlots:
         """How many merges hold or wait for the slot of guest ``uuid``."""
         with self._cond:
             return len(self._queues.get(uuid, ()))
+
+
+def _bandwidth_bytes(dom, target):
+    info = dom.blockJobInfo(
+        target, libvirt.VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES)
+    return info, (info or {}).get('bandwidth', 0)
+
+
+def _set_speed(dom, target, bandwidth):
+    dom.blockJobSetSpeed(target, bandwidth,
+                         libvirt.VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES)
+
+
+class JobHoldError(Exception):
+    """A block job could not be held still."""
+
+
+@contextlib.contextmanager
+def jobs_held_still(dom, targets, clock=time.monotonic, sleep=time.sleep):
+    """Hold the block jobs on ``targets`` still for the ``with`` block.
+
+    Each running job is set to :data:`HOLD_BANDWIDTH`; then, once the copy
+    it had in flight is done (its progress stops), the block runs. A job
+    that was ending (all copied) is waited for instead: its end changes the
+    graph too. Afterwards each job gets its speed back.
+
+    :raises: JobHoldError when a job neither settles nor ends within
+        :data:`HOLD_TIMEOUT` seconds (its speed is given back first).
+    """
+    held = {}
+    try:
+        for target in targets:
+            try:
+                info, bandwidth = _bandwidth_bytes(dom, target)
+                if info:
+                    _set_speed(dom, target, HOLD_BANDWIDTH)
+                    held[target] = bandwidth
+            except libvirt.libvirtError as error:
+                # No job (any more), or a drive without a medium.
+                LOG.debug("Not holding disk %s: %s", target, error)
+        if held:
+            _settle(dom, held, clock, sleep)
+        yield sorted(held)
+    finally:
+        for target, bandwidth in held.items():
+            try:
+                _set_speed(dom, target, bandwidth)
+            except libvirt.libvirtError as error:
+                LOG.debug("Speed of the job on disk %s not given back (it "
+                          "ended?): %s", target, error)
+
+
+def _settle(dom, held, clock, sleep):
+    deadline = clock() + HOLD_TIMEOUT
+    last = {}
+    while True:
+        moving = []
+        for target in held:
+            try:
+                info = dom.blockJobInfo(target, 0)
+            except libvirt.libvirtError:
+                info = {}
+            if not info:
+                continue                       # ended: nothing in flight
+            progress = (info.get('cur', 0), info.get('end', 0))
+            # libvirt shows a job that copied everything but has not ended
+            # at end - 1: such a job is ending, and its end is waited for.
+            if (progress[0] >= progress[1] - 1
+                    or last.get(target) != progress):
+                moving.append(target)
+            last[target] = progress
+        if not moving:
+            return
+        if clock() > deadline:
+            raise JobHoldError(
+                "the block job on disk %s did not hold still or end within "
+                "%g seconds" % (', '.join(moving), HOLD_TIMEOUT))
+        sleep(SETTLE_INTERVAL)
+
+
+def release_held(dom, targets):
+    """Give full speed back to jobs a dead snapdriver left held.
+
+    :returns: the targets released.
+    """
+    released = []
+    for target in targets:
+        try:
+            info, bandwidth = _bandwidth_bytes(dom, target)
+            if info and bandwidth == HOLD_BANDWIDTH:
+                _set_speed(dom, target, 0)
+                released.append(target)
+        except libvirt.libvirtError as error:
+            LOG.debug("No block job on disk %s to release: %s", target, error)
+    return released

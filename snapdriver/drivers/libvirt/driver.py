@@ -21,6 +21,7 @@ request was validated against; after acting, it reads the chain once more
 and reports failure unless it is exactly the expected one.
 """
 
+import contextlib
 import os
 import posixpath
 import time
@@ -91,11 +92,13 @@ class LibvirtDriver(base.BaseDriver):
         self._host = host.Host(CONF.libvirt.connection_uri,
                                self._jobs.handle_event)
         self._check_connection()
-        self._resume_left_paused()
+        self._undo_left_over()
 
-    def _resume_left_paused(self):
+    def _undo_left_over(self):
         """A snapdriver killed while it had a guest paused to flush it
-        leaves the guest paused: resume it (see :mod:`flush`)."""
+        leaves the guest paused, one killed during a snapshot switch beside
+        a block job leaves that job crawling: undo both (see :mod:`flush`
+        and :func:`blockjob.jobs_held_still`)."""
         try:
             domains = [dom for dom in self._host.list_domains()
                        if dom.isActive()]
@@ -104,6 +107,20 @@ class LibvirtDriver(base.BaseDriver):
                       "snapdriver left paused: %s", _libvirt_message(error))
             return
         flush.resume_left_paused(domains)
+        for dom in domains:
+            try:
+                domain = self._parse(dom)
+            except exception.OperationFailed:
+                continue
+            if domain is None:
+                continue
+            released = blockjob.release_held(
+                dom, [disk.target for disk in domain.disks if disk.chain])
+            if released:
+                LOG.warning("The block job on disk %s of guest %s was left "
+                            "held still by an earlier snapdriver process; "
+                            "it runs at full speed again",
+                            ', '.join(released), domain.name)
 
     def _check_connection(self):
         uri = CONF.libvirt.connection_uri
@@ -345,10 +362,34 @@ class LibvirtDriver(base.BaseDriver):
                  plan.snapshot_id, location.target, location.guest,
                  plan.new_file)
         if location.running:
-            self._snapshot_running(dom, domain, xml, plan)
+            with self._beside_jobs(dom, domain, disk, plan):
+                self._snapshot_running(dom, domain, xml, plan)
         else:
             self._snapshot_unquiesced(dom, domain, xml, plan)
         return self._verify(plan, 'snapshot')
+
+    @contextlib.contextmanager
+    def _beside_jobs(self, dom, domain, disk, plan):
+        """Make the guest's block graph safe to change for a snapshot
+        switch: no job starts meanwhile (the guest's graph lock), and the
+        jobs running on its other disks copy nothing and cannot end while
+        the switch runs (QEMU 7.2 crashes otherwise, now and then)."""
+        others = [other.target for other in domain.disks
+                  if other.chain and other.target != disk.target]
+        with self._slots.graph_change(domain.uuid):
+            try:
+                with blockjob.jobs_held_still(dom, others) as held:
+                    if held:
+                        LOG.info("Snapshot %s: the block job on disk %s of "
+                                 "guest %s is held still during the switch",
+                                 plan.snapshot_id, ', '.join(held),
+                                 domain.name)
+                    yield
+            except blockjob.JobHoldError as error:
+                raise _failed("Disk %s of guest %s was not switched onto %s: "
+                              "%s, and QEMU must not switch a disk while "
+                              "another disk's job copies data.", disk.target,
+                              domain.name, plan.new_file, error)
 
     @staticmethod
     def _new_source(location, new_file):
@@ -478,19 +519,9 @@ class LibvirtDriver(base.BaseDriver):
         base_name = self._job_name(location, plan.base)
         self._wait_for_other_jobs(attached, plan)
         with self._jobs.watch(uuid, target) as watch:
-            try:
-                if plan.kind == chain.PULL:
-                    flags = (libvirt.VIR_DOMAIN_BLOCK_REBASE_RELATIVE
-                             if base_name else 0)
-                    dom.blockRebase(target, base_name, 0, flags)
-                else:
-                    dom.blockCommit(target, base_name,
-                                    self._job_name(location, plan.top), 0,
-                                    libvirt.VIR_DOMAIN_BLOCK_COMMIT_RELATIVE)
-            except libvirt.libvirtError as error:
-                raise _failed("libvirt refused the block %s on disk %s of "
-                              "guest %s: %s", plan.kind, target,
-                              location.guest, _libvirt_message(error))
+            # Not while a snapshot switch changes the guest's graph.
+            with self._slots.graph_change(uuid):
+                self._start_job(dom, location, plan, base_name)
             status = self._wait(watch, dom, location, 'block %s' % plan.kind)
         if status not in (libvirt.VIR_DOMAIN_BLOCK_JOB_FAILED,
                           libvirt.VIR_DOMAIN_BLOCK_JOB_CANCELED):
@@ -499,6 +530,21 @@ class LibvirtDriver(base.BaseDriver):
             self._make_durable(attached, 'the block %s on disk %s'
                                % (plan.kind, target))
         return self._status_hint(status, location)
+
+    def _start_job(self, dom, location, plan, base_name):
+        try:
+            if plan.kind == chain.PULL:
+                flags = (libvirt.VIR_DOMAIN_BLOCK_REBASE_RELATIVE
+                         if base_name else 0)
+                dom.blockRebase(location.target, base_name, 0, flags)
+            else:
+                dom.blockCommit(location.target, base_name,
+                                self._job_name(location, plan.top), 0,
+                                libvirt.VIR_DOMAIN_BLOCK_COMMIT_RELATIVE)
+        except libvirt.libvirtError as error:
+            raise _failed("libvirt refused the block %s on disk %s of guest "
+                          "%s: %s", plan.kind, location.target,
+                          location.guest, _libvirt_message(error))
 
     def _wait_for_other_jobs(self, attached, plan):
         """Wait while another disk of the guest has a block job.

@@ -192,6 +192,10 @@ class GuestSafetyTest(base.FunctionalTestCase):
         created = time.monotonic()
         job = domain.blockJobInfo(merging.target, 0)
         self.assertTrue(job, 'the pull ended before the create did')
+        # The pull copied nothing while the create switched its disk.
+        self.assertIn('the block job on disk %s of guest %s is held still '
+                      'during the switch' % (merging.target, self.guest.name),
+                      self.log.output)
         # Accepted, journalled as running, and waiting for the guest.
         self.assertEqual('running', self.operation(commit)['state'])
         self.assertFalse(domain.blockJobInfo(waiting.target, 0),

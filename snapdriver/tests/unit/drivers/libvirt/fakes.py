@@ -96,6 +96,16 @@ class FakeJob:
     end: int
     effect: typing.Callable
     polls_left: int
+    #: Bytes per second; 0 is unlimited.
+    bandwidth: int = 0
+    #: Bytes copied (None: half of ``end``).
+    cur: typing.Optional[int] = None
+    #: Whether each look at the job (not held still) finds it further on.
+    moves: bool = False
+
+    def __post_init__(self):
+        if self.cur is None:
+            self.cur = self.end // 2
 
 
 class FakeDisk:
@@ -291,12 +301,39 @@ class FakeDomain:
             job = self.jobs.get(disk)
             if job is None:
                 return {}
+            if job.bandwidth == 1 and job.cur < job.end - 1:
+                # Held still: nothing moves (a job that copied everything
+                # ends all the same).
+                return self._job_info(job, flags)
             if job.polls_left > 0 or self.job_outcome == 'hang':
                 job.polls_left -= 1
-                return {'type': job.kind, 'bandwidth': 0,
-                        'cur': job.end // 2, 'end': job.end}
+                if job.moves:
+                    job.cur = min(job.cur + MIB, job.end - 2)
+                return self._job_info(job, flags)
         self._finish_job(disk)
         return {}
+
+    @staticmethod
+    def _job_info(job, flags):
+        bandwidth = job.bandwidth
+        if not flags & libvirt.VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES:
+            bandwidth //= MIB
+        return {'type': job.kind, 'bandwidth': bandwidth, 'cur': job.cur,
+                'end': job.end}
+
+    def blockJobSetSpeed(self, disk, bandwidth, flags):
+        self.conn.record('blockJobSetSpeed', self._name, disk, bandwidth,
+                         flags)
+        with self.lock:
+            job = self.jobs.get(disk)
+            if job is None:
+                raise libvirt_error(libvirt.VIR_ERR_OPERATION_INVALID,
+                                    'Requested operation is not valid: no '
+                                    'job found for disk %s' % disk)
+            if not flags & libvirt.VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES:
+                bandwidth *= MIB
+            job.bandwidth = bandwidth
+        return 0
 
     def blockJobAbort(self, disk, flags):
         self.conn.record('blockJobAbort', self._name, disk, flags)

@@ -14,6 +14,7 @@ from xml.etree import ElementTree
 import fixtures
 
 from snapdriver import chain
+from snapdriver.drivers.libvirt import blockjob
 from snapdriver.drivers.libvirt import domxml
 from snapdriver.drivers.libvirt import flush
 from snapdriver import exception
@@ -780,6 +781,89 @@ class GuestSafetyTestCase(DriverTestCase):
         with self.driver._slots.hold(self.dom.uuid):
             self.assertEqual(['new-file', 'w-top', 'w-mid', 'w-base'],
                              self.create('W'))
+
+    def running_job(self, target, **kwargs):
+        settings = dict(kind=libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_PULL,
+                        end=64 * fakes.MIB, effect=lambda: None,
+                        polls_left=10 ** 9, moves=True)
+        settings.update(kwargs)
+        job = fakes.FakeJob(**settings)
+        self.dom.jobs[target] = job
+        return job
+
+    def test_job_on_another_disk_is_held_still_during_a_switch(self):
+        job = self.running_job('vdb', bandwidth=5 * fakes.MIB)
+        seen = []
+        real_snapshot = self.dom.snapshotCreateXML
+
+        def snapshot(xml, flags):
+            # What the job does while the switch runs.
+            seen.append((job.bandwidth, job.cur))
+            self.dom.blockJobInfo('vdb', 0)
+            seen.append((job.bandwidth, job.cur))
+            return real_snapshot(xml, flags)
+        self.dom.snapshotCreateXML = snapshot
+        self.conf.config(group='libvirt', quiesce='never')
+        self.assertEqual(['new-file', 'w-top', 'w-mid', 'w-base'],
+                         self.create('W'))
+        held = blockjob.HOLD_BANDWIDTH
+        self.assertEqual([(held, seen[0][1])] * 2, seen)
+        bytes_flag = libvirt.VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES
+        self.assertEqual(
+            [('blockJobSetSpeed', 'g1', 'vdb', held, bytes_flag),
+             ('blockJobSetSpeed', 'g1', 'vdb', 5 * fakes.MIB, bytes_flag)],
+            self.conn.calls_of('blockJobSetSpeed'))
+        self.assertEqual(5 * fakes.MIB, job.bandwidth)
+        self.assertIn('the block job on disk vdb of guest g1 is held still '
+                      'during the switch', self.log.output)
+
+    def test_job_that_is_ending_is_waited_for(self):
+        job = self.running_job('vdb', polls_left=3, moves=False)
+        job.cur = job.end - 1           # all copied: libvirt shows end - 1
+        self.conf.config(group='libvirt', quiesce='never')
+        self.create('W')
+        self.assertNotIn('vdb', self.dom.jobs)
+        job_gone = max(i for i, call in enumerate(self.conn.calls)
+                       if call[0] == 'blockJobInfo')
+        switch = self.conn.calls.index(
+            self.conn.calls_of('snapshotCreateXML')[0])
+        self.assertLess(job_gone, switch)
+
+    def test_job_that_will_not_hold_still_fails_the_create(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'snapdriver.drivers.libvirt.blockjob.HOLD_TIMEOUT', 0.3))
+        job = self.running_job('vdb')
+        real_set_speed = self.dom.blockJobSetSpeed
+
+        def ignore_speed(disk, bandwidth, flags):
+            self.conn.record('blockJobSetSpeed', 'g1', disk, bandwidth,
+                             flags)
+        self.dom.blockJobSetSpeed = ignore_speed
+        error = self.assertRaises(exception.OperationFailed, self.create, 'W')
+        self.assertEqual("Disk vdc of guest g1 was not switched onto "
+                         "new-file: the block job on disk vdb did not hold "
+                         "still or end within 0.3 seconds, and QEMU must not "
+                         "switch a disk while another disk's job copies "
+                         "data.", str(error))
+        self.assertEqual([], self.conn.calls_of('snapshotCreateXML'))
+        self.dom.blockJobSetSpeed = real_set_speed
+        self.assertEqual(0, job.bandwidth)
+
+    def test_job_left_held_by_a_dead_snapdriver_runs_again(self):
+        job = self.running_job('vdb', bandwidth=blockjob.HOLD_BANDWIDTH)
+        self.make_driver()
+        self.assertEqual(0, job.bandwidth)
+        self.assertIn('The block job on disk vdb of guest g1 was left held '
+                      'still by an earlier snapdriver process',
+                      self.log.output)
+
+    def test_no_job_starts_during_a_switch(self):
+        with self.driver._slots.graph_change(self.dom.uuid):
+            thread, outcome = self.in_thread(self.delete, None, None, 'V')
+            time.sleep(0.1)
+            self.assertEqual([], self.conn.calls_of('blockRebase'))
+        thread.join(10)
+        self.assertEqual(['v-top'], outcome['result'])
 
     def test_waits_for_a_job_it_did_not_start(self):
         self.dom.jobs['vdc'] = fakes.FakeJob(
