@@ -593,10 +593,12 @@ class LibvirtDriver(base.BaseDriver):
                       _libvirt_message(error))
             return False
 
-    @staticmethod
-    def _make_durable(attached, what):
+    def _make_durable(self, attached, what):
         """Have QEMU write out what the job left in its caches (see
-        :mod:`flush`): the merge is not reported before that."""
+        :mod:`flush`): the merge is not reported before that.
+
+        One flush of a guest at a time (after a restart, every operation
+        being settled flushes its guest), and never during a switch."""
         files = []
         for disk in attached.domain.disks:
             if disk.disk_type != 'file' or not disk.chain:
@@ -607,7 +609,9 @@ class LibvirtDriver(base.BaseDriver):
                       else disk.chain[:1])
             files.extend(image.source for image in images)
         flush.sync_files(files)
-        return flush.flush_guest(attached.dom, attached.location.guest, what)
+        with self._slots.graph_change(attached.domain.uuid):
+            return flush.flush_guest(attached.dom, attached.location.guest,
+                                     what)
 
     def check_plan(self, plan):
         """A stopped guest's network disk cannot be read or changed here:

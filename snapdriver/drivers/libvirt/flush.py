@@ -223,12 +223,22 @@ def _active(dom):
         return True
 
 
+def _running(dom):
+    try:
+        return dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    except libvirt.libvirtError:
+        return False
+
+
 def _resume(dom, guest):
     for attempt in range(1, RESUME_TRIES + 1):
         try:
             dom.resume()
             return
         except libvirt.libvirtError as error:
+            if _running(dom):
+                # Resumed meanwhile (by somebody else): what was wanted.
+                return
             last = error
             LOG.warning("Resuming guest %s after the flush failed (attempt "
                         "%d of %d): %s", guest, attempt, RESUME_TRIES,

@@ -728,6 +728,30 @@ class GuestSafetyTestCase(DriverTestCase):
         self.assertFalse(self.dom.paused)
         self.assertEqual(3, len(self.conn.calls_of('resume')))
 
+    def test_guest_resumed_by_somebody_else_is_fine(self):
+        error = fakes.libvirt_error(libvirt.VIR_ERR_OPERATION_INVALID,
+                                    'Requested operation is not valid: '
+                                    'domain is already running')
+        real_resume = self.dom.resume
+
+        def resumed_elsewhere():
+            real_resume()
+            raise error
+        self.dom.resume = resumed_elsewhere
+        self.assertEqual(['v-top'], self.delete(None, None))
+        self.assertFalse(self.dom.paused)
+
+    def test_flushes_of_one_guest_never_overlap_a_switch_or_each_other(self):
+        disk = self.driver.locate_disk('V')
+        with self.driver._slots.graph_change(self.dom.uuid):
+            thread, outcome = self.in_thread(self.driver.wait_for_pending,
+                                             disk)
+            time.sleep(0.1)
+            self.assertEqual([], self.conn.calls_of('suspend'))
+        thread.join(10)
+        self.assertEqual(False, outcome['result'])
+        self.assertEqual(1, self.dom.flushes)
+
     def test_guest_that_cannot_be_resumed_is_named(self):
         self.dom.resume_errors = [fakes.libvirt_error(
             libvirt.VIR_ERR_OPERATION_FAILED, 'resume failed')] * 9
