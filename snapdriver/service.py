@@ -12,6 +12,7 @@ from snapdriver.operations import api as operations_api
 from snapdriver.operations import journal
 from snapdriver.operations import manager as manager_mod
 from snapdriver.operations import reporter as reporter_mod
+from snapdriver import plugins
 from snapdriver import version
 
 LOG = log.getLogger(__name__)
@@ -33,7 +34,8 @@ def build_operations():
     :raises: DriverLoadError, DriverNotFound, ConfigurationError
     """
     driver = loader.load(CONF.driver)
-    reporter = loader.load(CONF.status_reporter, reporter_mod.NAMESPACE)
+    reporter = plugins.load(reporter_mod.NAMESPACE, CONF.status_reporter,
+                            'status reporter')
     manager = manager_mod.OperationManager(
         driver, reporter, _open_journal(),
         workers=CONF.operation_workers, create_workers=CONF.create_workers,

@@ -1,4 +1,4 @@
-"""Driver and reporter loading through stevedore."""
+"""Driver and reporter loading through stevedore (snapdriver.plugins)."""
 
 from unittest import mock
 
@@ -7,6 +7,7 @@ from snapdriver.drivers import loader
 from snapdriver.drivers import stubs
 from snapdriver import exception
 from snapdriver.operations import reporter
+from snapdriver import plugins
 from snapdriver.tests import base
 
 
@@ -46,12 +47,39 @@ class TestLoader(base.TestCase):
         self.assertIn('ImportError: no module x', str(error))
 
     def test_reporters(self):
-        self.assertIsInstance(loader.load('log', reporter.NAMESPACE),
-                              reporter.LogReporter)
-        error = self.assertRaises(exception.DriverNotFound, loader.load,
-                                  'nosuch', reporter.NAMESPACE)
+        self.assertIsInstance(
+            plugins.load(reporter.NAMESPACE, 'log', 'status reporter'),
+            reporter.LogReporter)
+        error = self.assertRaises(exception.DriverNotFound, plugins.load,
+                                  reporter.NAMESPACE, 'nosuch',
+                                  'status reporter')
         self.assertIn("No status reporter named 'nosuch'", str(error))
         self.assertIn('cinder, log', str(error))
+
+    def test_reporter_failure_is_built_as_a_driver_failure(self):
+        with mock.patch.object(reporter, 'LogReporter',
+                               side_effect=ValueError('bad option')):
+            error = self.assertRaises(exception.DriverLoadError,
+                                      plugins.load, reporter.NAMESPACE,
+                                      'log', 'status reporter')
+        self.assertEqual("The status reporter 'log' could not be loaded: "
+                         "ValueError: bad option", str(error))
+
+    def test_driver_load_error_from_a_reporter_goes_through(self):
+        own = exception.DriverLoadError(driver='log', reason='no way')
+        with mock.patch.object(reporter, 'LogReporter', side_effect=own):
+            error = self.assertRaises(exception.DriverLoadError,
+                                      plugins.load, reporter.NAMESPACE,
+                                      'log', 'status reporter')
+        self.assertIs(own, error)
+
+    def test_nothing_installed_in_a_namespace(self):
+        error = self.assertRaises(exception.DriverNotFound, plugins.load,
+                                  'snapdriver.no_such_namespace', 'x',
+                                  'host locator')
+        self.assertEqual("No host locator named 'x' is installed (entry "
+                         "point namespace snapdriver.no_such_namespace); "
+                         "installed: none.", str(error))
 
 
 class TestStatusValues(base.TestCase):
