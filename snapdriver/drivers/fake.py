@@ -52,10 +52,8 @@ import time
 from oslo_log import log
 import yaml
 
-from snapdriver import chain
 from snapdriver.conf import CONF
-from snapdriver.drivers import base
-from snapdriver import exception
+from snapdriver.drivers import kit
 
 LOG = log.getLogger(__name__)
 
@@ -63,7 +61,7 @@ _GUEST_STATES = ('running', 'shutoff')
 
 
 def _fail(reason):
-    raise exception.DriverLoadError(driver='fake', reason=reason)
+    raise kit.DriverLoadError(driver='fake', reason=reason)
 
 
 def load_inventory(path):
@@ -115,7 +113,7 @@ def validate_inventory(data, source='inventory'):
     return data['guests']
 
 
-class FakeDriver(base.BaseDriver):
+class FakeDriver(kit.BaseDriver):
     """In-memory guests whose chains change as a hypervisor's would."""
 
     def __init__(self):
@@ -126,9 +124,9 @@ class FakeDriver(base.BaseDriver):
                  len(self._guests), path or 'no inventory file')
 
     def capabilities(self):
-        return base.Capabilities(create=True, pull=True, commit=True,
-                                 offline_pull=True, offline_commit=True,
-                                 network_disks=True, quiesce=False)
+        return kit.Capabilities(create=True, pull=True, commit=True,
+                                offline_pull=True, offline_commit=True,
+                                network_disks=True, quiesce=False)
 
     def guests(self):
         """A copy of the model, for tests and demos."""
@@ -151,26 +149,20 @@ class FakeDriver(base.BaseDriver):
             disk['files'][name] = dict(header, format=fmt, backing=backing)
 
     def _find(self, volume_id):
-        found = [(guest, disk) for guest in self._guests
-                 for disk in guest['disks'] if disk.get('serial') == volume_id]
-        if not found:
-            raise exception.VolumeNotAttached(volume_id=volume_id)
-        if len(found) > 1:
-            raise exception.VolumeMultiAttached(
-                volume_id=volume_id,
-                guests=', '.join(sorted(g['name'] for g, _ in found)))
-        return found[0]
+        return kit.the_one_disk(volume_id, (
+            (disk.get('serial'), guest['name'], (guest, disk))
+            for guest in self._guests for disk in guest['disks']))
 
     def locate_disk(self, volume_id):
         with self._lock:
             guest, disk = self._find(volume_id)
             directory = disk.get('directory')
             entries = tuple(
-                chain.ChainEntry(name=name, index=i,
-                                 path=(os.path.join(directory, name)
-                                       if directory else name))
+                kit.ChainEntry(name=name, index=i,
+                               path=(os.path.join(directory, name)
+                                     if directory else name))
                 for i, name in enumerate(disk['chain']))
-            return chain.DiskLocation(
+            return kit.DiskLocation(
                 volume_id=volume_id, guest=guest['name'],
                 target=disk['target'], running=guest['state'] == 'running',
                 chain=entries, source_type=disk['type'],
@@ -184,20 +176,20 @@ class FakeDriver(base.BaseDriver):
             info = model['files'].get(new_file)
             if info is not None:
                 backing = info.get('backing')
-                return chain.OverlayInfo(
+                return kit.OverlayInfo(
                     name=new_file, exists=True,
                     fmt=info.get('format', 'qcow2'), backing=backing,
                     backing_fmt=info.get('backing_format',
                                          'qcow2' if backing else None),
                     data_file=info.get('data_file'))
             if new_file in model['chain']:
-                return chain.OverlayInfo(name=new_file, exists=True,
-                                         fmt='qcow2')
+                return kit.OverlayInfo(name=new_file, exists=True,
+                                       fmt='qcow2')
             if CONF.fake.assume_overlays:
-                return chain.OverlayInfo(name=new_file, exists=True,
-                                         fmt='qcow2', backing=disk.active.name,
-                                         backing_fmt=disk.active.fmt)
-        return chain.OverlayInfo(name=new_file, exists=False)
+                return kit.OverlayInfo(name=new_file, exists=True,
+                                       fmt='qcow2', backing=disk.active.name,
+                                       backing_fmt=disk.active.fmt)
+        return kit.OverlayInfo(name=new_file, exists=False)
 
     def _apply(self, plan):
         if CONF.fake.operation_delay:
@@ -205,11 +197,11 @@ class FakeDriver(base.BaseDriver):
         with self._lock:
             _, model = self._find(plan.disk.volume_id)
             if plan.kind in model['fail']:
-                raise exception.OperationFailed(
+                raise kit.OperationFailed(
                     reason="the fake driver was told to fail %s operations "
                            "on disk %s" % (plan.kind, plan.disk.target))
             if model['chain'] != plan.disk.names:
-                raise exception.OperationFailed(
+                raise kit.OperationFailed(
                     reason="the chain of disk %s changed since the request "
                            "was validated" % plan.disk.target)
             model['chain'] = list(plan.expected_chain)
