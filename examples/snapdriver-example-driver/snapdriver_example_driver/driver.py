@@ -39,9 +39,8 @@ import threading
 from oslo_config import cfg
 from oslo_log import log
 
-from snapdriver import chain
-from snapdriver.drivers import base
-from snapdriver import exception
+# Everything a driver needs from snapdriver, in one module.
+from snapdriver.drivers import kit
 
 LOG = log.getLogger(__name__)
 
@@ -127,7 +126,7 @@ class _StateError(Exception):
     """The state file cannot be used."""
 
 
-class DirectoryDriver(base.BaseDriver):
+class DirectoryDriver(kit.BaseDriver):
     """Guests, disks and chains from ``[example_directory] state_file``."""
 
     def __init__(self):
@@ -135,14 +134,14 @@ class DirectoryDriver(base.BaseDriver):
         # with this reason.
         path = cfg.CONF[NAME].state_file
         if not path:
-            raise exception.DriverLoadError(
+            raise kit.DriverLoadError(
                 driver=NAME, reason="[%s] state_file is not set" % NAME)
         self._path = path
         self._lock = threading.Lock()
         try:
             guests = self._read()
         except _StateError as e:
-            raise exception.DriverLoadError(driver=NAME, reason=str(e))
+            raise kit.DriverLoadError(driver=NAME, reason=str(e))
         LOG.info("Example directory driver: %d guest(s) in %s",
                  len(guests), path)
 
@@ -166,7 +165,7 @@ class DirectoryDriver(base.BaseDriver):
         try:
             return self._read()
         except _StateError as e:
-            raise exception.OperationFailed(reason=str(e))
+            raise kit.OperationFailed(reason=str(e))
 
     def _save(self, guests):
         # Write a new file and rename it over the old one, so that a crash
@@ -185,51 +184,42 @@ class DirectoryDriver(base.BaseDriver):
 
     @staticmethod
     def _find(guests, volume_id):
-        found = [(guest, disk) for guest in guests
-                 for disk in guest.get('disks', [])
-                 if disk.get('serial') == volume_id]
-        if not found:
-            raise exception.VolumeNotAttached(volume_id=volume_id)
-        if len(found) > 1:
-            raise exception.VolumeMultiAttached(
-                volume_id=volume_id,
-                guests=', '.join(sorted(g['name'] for g, _ in found)))
-        return found[0]
+        """The (guest, disk) of ``volume_id``; the kit raises
+        VolumeNotAttached / VolumeMultiAttached."""
+        return kit.the_one_disk(volume_id, (
+            (disk.get('serial'), guest.get('name'), (guest, disk))
+            for guest in guests for disk in guest.get('disks', [])))
 
     # The contract
 
     def capabilities(self):
-        return base.Capabilities(create=True, pull=True, commit=True,
-                                 offline_pull=True, offline_commit=True,
-                                 network_disks=False, quiesce=False)
+        return kit.Capabilities(create=True, pull=True, commit=True,
+                                offline_pull=True, offline_commit=True,
+                                network_disks=False, quiesce=False)
 
     def locate_disk(self, volume_id):
         with self._lock:
             guest, disk = self._find(self._load(), volume_id)
         directory = disk['directory']
-        return chain.DiskLocation(
+        return kit.DiskLocation(
             volume_id=volume_id, guest=guest['name'], target=disk['target'],
             running=bool(guest.get('running', True)),
-            chain=tuple(chain.ChainEntry(name=name,
-                                         path=os.path.join(directory, name))
+            chain=tuple(kit.ChainEntry(name=name,
+                                       path=os.path.join(directory, name))
                         for name in disk['chain']),
             source_type='file', directory=directory)
 
     def inspect_overlay(self, disk, new_file):
-        # new_file has passed chain.check_file_name: a plain name.
-        path = os.path.join(disk.directory, new_file)
-        if os.path.islink(path):
-            raise exception.InvalidOverlay(
-                reason="new_file %r in %s is a symbolic link; the overlay "
-                "must be a regular file." % (new_file, disk.directory))
-        if not os.path.exists(path):
-            return chain.OverlayInfo(name=new_file, exists=False)
+        # A regular file in the disk's directory, or InvalidOverlay.
+        path = kit.overlay_path(disk.directory, new_file)
+        if path is None:
+            return kit.OverlayInfo(name=new_file, exists=False)
         try:
             header = read_image_header(path)
         except OSError as e:
-            raise exception.OperationFailed(
+            raise kit.OperationFailed(
                 reason="cannot read the header of %s: %s" % (path, e))
-        return chain.OverlayInfo(
+        return kit.OverlayInfo(
             name=new_file, exists=True, fmt=header['format'],
             backing=header['backing'],
             backing_fmt=header['backing_format'],
@@ -246,22 +236,11 @@ class DirectoryDriver(base.BaseDriver):
         with self._lock:
             guests = self._load()
             _guest, disk = self._find(guests, plan.disk.volume_id)
-            if disk['chain'] != plan.disk.names:
-                # The plan was validated against that chain only.
-                raise exception.OperationFailed(
-                    reason="The chain of volume %s changed after the request "
-                    "was accepted: it was %s, now %s."
-                    % (plan.disk.volume_id, ' -> '.join(plan.disk.names),
-                       ' -> '.join(disk['chain'])))
+            # The plan was validated against that chain only.
+            kit.check_unchanged(plan.disk, disk['chain'])
             act(guests, disk, plan)
             after = self._find(self._load(), plan.disk.volume_id)[1]['chain']
-        if after != list(plan.expected_chain):
-            raise exception.OperationFailed(
-                reason="After the %s, the chain of disk %s should be %s but "
-                "is %s." % (plan.kind, plan.disk.target,
-                            ' -> '.join(plan.expected_chain),
-                            ' -> '.join(after)))
-        return after
+        return kit.check_result(plan, after)
 
     # Where a real driver talks to its hypervisor.
 
@@ -289,7 +268,7 @@ class DirectoryDriver(base.BaseDriver):
         keeping backing file names relative.
         """
         names = disk['chain']
-        if plan.kind == chain.PULL:
+        if plan.kind == kit.PULL:
             keep = names.index(plan.base) if plan.base else len(names)
             disk['chain'] = [names[0]] + names[keep:]
         else:
