@@ -522,13 +522,15 @@ class LibvirtDriver(base.BaseDriver):
             # Not while a snapshot switch changes the guest's graph.
             with self._slots.graph_change(uuid):
                 self._start_job(dom, location, plan, base_name)
-            status = self._wait(watch, dom, location, 'block %s' % plan.kind)
+            status = self._wait(watch, location, 'block %s' % plan.kind)
         if status not in (libvirt.VIR_DOMAIN_BLOCK_JOB_FAILED,
                           libvirt.VIR_DOMAIN_BLOCK_JOB_CANCELED):
             # Completed, or ended without an event: the chain check that
             # follows tells which, and a success must be durable first.
-            self._make_durable(attached, 'the block %s on disk %s'
-                               % (plan.kind, target))
+            # The job may have outlived the connection the guest was
+            # looked up on (libvirtd restarted): look it up again.
+            self._make_durable(attached._replace(dom=self._lookup(location)),
+                               'the block %s on disk %s' % (plan.kind, target))
         return self._status_hint(status, location)
 
     def _start_job(self, dom, location, plan, base_name):
@@ -648,17 +650,16 @@ class LibvirtDriver(base.BaseDriver):
             LOG.info("A block job started before snapdriver restarted runs "
                      "on disk %s of guest %s; waiting for it", disk.target,
                      disk.guest)
-            dom = self._lookup(disk)
             with self._jobs.watch(disk.details['domain_uuid'],
                                   disk.target) as watch:
-                self._wait(watch, dom, disk, 'block job')
+                self._wait(watch, disk, 'block job')
         # A job may also have ended while snapdriver was away, and what it
         # did is not durable until QEMU flushes: settle nothing before.
         self._make_durable(self._fresh(disk),
                            'the work left on disk %s' % disk.target)
         return pending
 
-    def _wait(self, watch, dom, location, what):
+    def _wait(self, watch, location, what):
         try:
             return watch.wait(
                 lambda: self._job_info(location),
@@ -666,7 +667,7 @@ class LibvirtDriver(base.BaseDriver):
                 poll_interval=CONF.libvirt.block_job_poll_interval)
         except blockjob.BlockJobTimeout as timeout:
             info = timeout.args[0]
-            self._abort(dom, location)
+            self._abort(location)
             progress = ('%s of %s bytes done' % (info['cur'], info['end'])
                         if 'end' in info else 'progress unknown')
             raise _failed("The %s on disk %s of guest %s did not finish "
@@ -703,9 +704,11 @@ class LibvirtDriver(base.BaseDriver):
                             location.guest, _libvirt_message(error))
             return _JOB_UNKNOWN
 
-    @staticmethod
-    def _abort(dom, location):
+    def _abort(self, location):
+        """Cancel the job, on the guest looked up afresh: the wait may have
+        outlived the connection it was looked up on before."""
         try:
+            dom = self._host.lookup(location.details['domain_uuid'])
             dom.blockJobAbort(location.target, 0)
         except libvirt.libvirtError as error:
             LOG.error("Aborting the block job on disk %s of guest %s failed:"

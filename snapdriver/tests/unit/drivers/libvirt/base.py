@@ -50,3 +50,18 @@ class LibvirtTestCase(base.TestCase):
 
     def make_driver(self):
         return driver.LibvirtDriver()
+
+    def restart_libvirtd(self):
+        """A new libvirtd with the same domains: the next connection opened
+        is a new one. The old one still looks alive until the caller drops
+        it (or sets ``alive``).
+
+        :returns: the old connection.
+        """
+        old = self.conn
+        self.conn = fakes.FakeConnection(self.images)
+        self.conn.domains = old.domains
+        self.conn.handles = old.handles
+        for domain in old.domains:
+            domain.conn = self.conn
+        return old

@@ -514,12 +514,38 @@ class FakeDomain:
             ElementTree.SubElement(element, 'host', host)
 
 
+class FakeDomainHandle:
+    """A domain as one connection gives it out (``handles`` on).
+
+    Once that connection is gone (libvirtd restarted), every call on the
+    handle fails as libvirt's do; a lookup on the new connection gives a
+    handle that works. Attributes are those of the :class:`FakeDomain`.
+    """
+
+    def __init__(self, domain, conn):
+        self._domain = domain
+        self._conn = conn
+
+    def __getattr__(self, name):
+        value = getattr(self._domain, name)
+        if not callable(value) or self._conn.alive:
+            return value
+
+        def closed(*args, **kwargs):
+            raise libvirt_error(libvirt.VIR_ERR_INTERNAL_ERROR,
+                                'internal error: client socket is closed')
+        return closed
+
+
 class FakeConnection:
     """The parts of ``virConnect`` the driver uses."""
 
     def __init__(self, images=None, hypervisor='QEMU'):
         self.images = images if images is not None else FakeImages()
         self.domains = []
+        #: Whether lookups give out handles tied to this connection
+        #: (:class:`FakeDomainHandle`) rather than the domains themselves.
+        self.handles = False
         self.calls = []
         self.alive = True
         self.hypervisor = hypervisor
@@ -561,6 +587,9 @@ class FakeConnection:
         for callback, opaque in self.close_callbacks:
             callback(self, reason, opaque)
 
+    def _handle(self, domain):
+        return FakeDomainHandle(domain, self) if self.handles else domain
+
     def _check_alive(self):
         if not self.alive:
             raise libvirt_error(libvirt.VIR_ERR_INTERNAL_ERROR,
@@ -586,13 +615,13 @@ class FakeConnection:
     def listAllDomains(self, flags=0):
         self._check_alive()
         self.record('listAllDomains', flags)
-        return list(self.domains)
+        return [self._handle(domain) for domain in self.domains]
 
     def lookupByUUIDString(self, uuid):
         self._check_alive()
         for domain in self.domains:
             if domain.uuid == uuid:
-                return domain
+                return self._handle(domain)
         raise libvirt_error(libvirt.VIR_ERR_NO_DOMAIN,
                             "Domain not found: no domain with matching uuid "
                             "'%s'" % uuid)

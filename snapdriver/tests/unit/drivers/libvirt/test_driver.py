@@ -97,6 +97,21 @@ class DriverTestCase(base.LibvirtTestCase):
     def header(self, path):
         return self.images.files[path].backing
 
+    def restart_libvirtd_during_the_job(self, dom, target='vda'):
+        """libvirtd restarts at the first look at the job on ``target``:
+        the handles of the guest obtained before are dead from then on."""
+        self.conn.handles = True
+        real_info = dom.blockJobInfo
+
+        def job_info(disk, flags):
+            if disk == target and target in dom.jobs and not restarted:
+                restarted.append(self.restart_libvirtd())
+                restarted[0].drop()
+            return real_info(disk, flags)
+        restarted = []
+        dom.blockJobInfo = job_info
+        return restarted
+
 
 class ReferenceScenarioTestCase(DriverTestCase):
     """The reference scenarios, one test each."""
@@ -544,6 +559,32 @@ class DeleteSnapshotTestCase(DriverTestCase):
                          "done) and was aborted.", str(error))
         self.assertEqual({}, dom.jobs)
 
+    def test_timeout_after_a_libvirtd_restart_aborts_the_job(self):
+        self.conf.config(group='libvirt', block_job_timeout=1)
+        dom = self.add_reference_domain()
+        dom.job_outcome = 'hang'
+        restarted = self.restart_libvirtd_during_the_job(dom)
+        error = self.assertRaises(exception.OperationFailed, self.delete,
+                                  'other-snap.img', None)
+        self.assertIn('did not finish within 1 seconds', str(error))
+        self.assertTrue(restarted)
+        # Through the new connection: the guest's old handle is dead.
+        self.assertEqual([('blockJobAbort', 'g1', 'vda', 0)],
+                         self.conn.calls_of('blockJobAbort'))
+        self.assertEqual({}, dom.jobs)
+        self.assertNotIn('Aborting the block job', self.log.output)
+
+    def test_job_ending_after_a_libvirtd_restart_is_flushed(self):
+        dom = self.add_reference_domain()
+        dom.job_polls = 2
+        dom.send_events = False
+        restarted = self.restart_libvirtd_during_the_job(dom)
+        self.assertEqual(['disk1_file', 'other-snap.img', 'base.img'],
+                         self.delete('other-snap.img', None))
+        self.assertTrue(restarted)
+        self.assertEqual(1, dom.flushes)
+        self.assertFalse(dom.paused)
+
     def test_cancelled_job_is_detected_by_the_chain(self):
         dom = self.add_reference_domain()
         dom.job_outcome = 'cancel'
@@ -964,6 +1005,27 @@ class WaitForPendingTestCase(DriverTestCase):
         self.assertEqual([('blockJobAbort', 'g1', 'vda', 0)],
                          self.conn.changes())
 
+    def test_job_that_does_not_end_is_aborted_after_a_libvirtd_restart(self):
+        self.conf.config(group='libvirt', block_job_timeout=1)
+        self.leave_job(polls=10 ** 9)
+        self.conn.handles = True
+        self.disk = self.driver.locate_disk('V')
+        real_info = self.dom.blockJobInfo
+        polls = []
+
+        def job_info(disk, flags):
+            polls.append(disk)
+            if len(polls) == 2:
+                # Once the wait began.
+                self.restart_libvirtd().drop()
+            return real_info(disk, flags)
+        self.dom.blockJobInfo = job_info
+        self.assertRaises(exception.OperationFailed,
+                          self.driver.wait_for_pending, self.disk)
+        self.assertEqual([('blockJobAbort', 'g1', 'vda', 0)],
+                         self.conn.changes())
+        self.assertEqual({}, self.dom.jobs)
+
 
 class ConnectionTestCase(base.LibvirtTestCase):
 
@@ -1017,20 +1079,12 @@ class ConnectionTestCase(base.LibvirtTestCase):
                                   self.make_driver)
         self.assertIn('leads to a LXC hypervisor', str(error))
 
-    def _restart_libvirtd(self):
-        old = self.conn
-        self.conn = fakes.FakeConnection(self.images)
-        self.conn.domains = old.domains
-        for domain in old.domains:
-            domain.conn = self.conn
-        return old
-
     def test_reconnects_after_libvirtd_closed_the_connection(self):
         driver = self.make_driver()
         self.images.add('/d/a')
         self.conn.add_domain('g', [fakes.FakeDisk('vda', serial='V',
                                                   path='/d/a')])
-        old = self._restart_libvirtd()
+        old = self.restart_libvirtd()
         old.drop()
         self.assertEqual('g', driver.locate_disk('V').guest)
         self.assertEqual(2, len(self.opened))
@@ -1039,7 +1093,7 @@ class ConnectionTestCase(base.LibvirtTestCase):
 
     def test_reconnects_when_the_connection_is_dead(self):
         driver = self.make_driver()
-        old = self._restart_libvirtd()
+        old = self.restart_libvirtd()
         old.alive = False  # no close callback this time
         self.assertRaises(exception.VolumeNotAttached,
                           driver.locate_disk, 'V')
@@ -1047,7 +1101,7 @@ class ConnectionTestCase(base.LibvirtTestCase):
 
     def test_late_close_of_a_replaced_connection(self):
         driver = self.make_driver()
-        old = self._restart_libvirtd()
+        old = self.restart_libvirtd()
         old.alive = False
         self.assertRaises(exception.VolumeNotAttached,
                           driver.locate_disk, 'V')
@@ -1067,7 +1121,7 @@ class ConnectionTestCase(base.LibvirtTestCase):
             raise fakes.libvirt_error(libvirt.VIR_ERR_INTERNAL_ERROR,
                                       'client socket is closed')
         old.listAllDomains = drop
-        self._restart_libvirtd()
+        self.restart_libvirtd()
         self.assertRaises(exception.VolumeNotAttached,
                           driver.locate_disk, 'V')
         self.assertEqual(2, len(self.opened))
