@@ -36,6 +36,7 @@ from snapdriver.drivers.libvirt import blockjob
 from snapdriver.drivers.libvirt import domxml
 from snapdriver.drivers.libvirt import flush
 from snapdriver.drivers.libvirt import host
+from snapdriver.drivers.libvirt import offline
 from snapdriver.drivers.libvirt import qemuimg
 from snapdriver import exception
 
@@ -71,12 +72,6 @@ class _Attached(typing.NamedTuple):
     domain: domxml.Domain
     disk: domxml.Disk
     location: chain.DiskLocation
-
-
-def _relative(path, image_path):
-    """``path`` as a backing name written into the image at
-    ``image_path``: relative to that image's directory, as Cinder wants."""
-    return os.path.relpath(path, os.path.dirname(image_path))
 
 
 class LibvirtDriver(base.BaseDriver):
@@ -224,7 +219,9 @@ class LibvirtDriver(base.BaseDriver):
         if running:
             images = disk.chain
         elif source_type == 'file':
-            return self._chain_from_headers(disk.chain[0])
+            active = disk.chain[0]
+            return offline.read_chain(active.source,
+                                      active.fmt or DEFAULT_FORMAT)
         else:
             # Nothing can read a stopped guest's netfs images; their chain
             # is unknown beyond the active image, and nothing is done to it.
@@ -234,19 +231,6 @@ class LibvirtDriver(base.BaseDriver):
                                       fmt=image.fmt or DEFAULT_FORMAT,
                                       index=image.index)
                      for image in images)
-
-    @staticmethod
-    def _chain_from_headers(active):
-        infos = qemuimg.backing_chain(active.source,
-                                      active.fmt or DEFAULT_FORMAT)
-        entries = []
-        for info in infos:
-            path = info['filename']
-            if not entries:
-                path = active.source
-            entries.append(chain.ChainEntry(name=os.path.basename(path),
-                                            path=path, fmt=info['format']))
-        return tuple(entries)
 
     def _fresh(self, disk):
         """The disk of a plan, as it is now.
@@ -492,13 +476,13 @@ class LibvirtDriver(base.BaseDriver):
         if location.running:
             hint = self._merge_running(attached, plan)
         elif location.source_type == 'file':
-            self._merge_stopped(location, plan)
+            offline.merge(location, plan)
             hint = ''
         else:
             raise _network_disk_stopped(location)
         names = self._verify(plan, what, hint)
         if location.source_type == 'file':
-            self._check_relative(location, plan)
+            offline.check_relative(location, plan)
         return names
 
     @staticmethod
@@ -724,46 +708,6 @@ class LibvirtDriver(base.BaseDriver):
         if status == libvirt.VIR_DOMAIN_BLOCK_JOB_CANCELED:
             return " libvirt reported that the job was cancelled."
         return ''
-
-    @staticmethod
-    def _merge_stopped(location, plan):
-        entries = location.chain
-        active = entries[0]
-        if plan.kind == chain.PULL:
-            if plan.base is None:
-                qemuimg.rebase(active.path, active.fmt, '')
-                return
-            base_entry = location.entry(plan.base)
-            qemuimg.rebase(active.path, active.fmt,
-                           _relative(base_entry.path, active.path),
-                           base_entry.fmt)
-            return
-        position = location.names.index(plan.top)
-        top, above = entries[position], entries[position - 1]
-        base_entry = entries[position + 1]
-        qemuimg.commit(top.path, top.fmt)
-        # The data of top is in base now: relink without copying.
-        qemuimg.rebase(above.path, above.fmt,
-                       _relative(base_entry.path, above.path),
-                       base_entry.fmt, unsafe=True)
-
-    @staticmethod
-    def _check_relative(location, plan):
-        """The header the merge rewrote must name its backing relatively.
-
-        Cinder finds the files of a chain by the names in the headers.
-        """
-        if plan.base is None:
-            return
-        rewritten = (location.names[0] if plan.kind == chain.PULL
-                     else location.names[location.names.index(plan.top) - 1])
-        entry = location.entry(rewritten)
-        backing = qemuimg.info(entry.path, entry.fmt).get(
-            'backing-filename') or ''
-        if backing.startswith('/'):
-            raise _failed("After the block %s, %s records its backing file as "
-                          "the absolute path %s; Cinder needs a relative "
-                          "name.", plan.kind, entry.path, backing)
 
 
 def _free_space(directory):

@@ -1,0 +1,106 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""A chain as its image headers record it, changed with qemu-img.
+
+A stopped guest's XML does not show its whole chain, and no QEMU holds its
+images: its chain is read from the headers (:func:`read_chain`) and merged
+by qemu-img (:func:`merge`). After any merge of a file disk, online or
+offline, the header that was rewritten must name its backing file
+relatively, as Cinder finds the files of a chain by those names
+(:func:`check_relative`).
+
+Nothing here needs a pause or a flush: nothing outlives qemu-img's exit,
+and it syncs every image it wrote before exiting.
+"""
+
+import os
+
+from snapdriver import chain
+from snapdriver.drivers.libvirt import qemuimg
+from snapdriver import exception
+
+
+def read_chain(path, fmt):
+    """The chain of the image at ``path``, as its headers record it.
+
+    :param fmt: the image's format (the disk's ``<driver type>``).
+    :returns: a tuple of :class:`snapdriver.chain.ChainEntry`, the image at
+        ``path`` first, each named by its file name.
+    :raises: OperationFailed
+    """
+    entries = []
+    for info in qemuimg.backing_chain(path, fmt):
+        image_path = info['filename'] if entries else path
+        entries.append(chain.ChainEntry(name=os.path.basename(image_path),
+                                        path=image_path, fmt=info['format']))
+    return tuple(entries)
+
+
+def _relative(path, image_path):
+    """``path`` as a backing name written into the image at
+    ``image_path``: relative to that image's directory, as Cinder wants."""
+    return os.path.relpath(path, os.path.dirname(image_path))
+
+
+def merge(location, plan):
+    """Carry out ``plan`` on the file disk of a stopped guest.
+
+    A pull rebases the active image onto the base (a safe rebase copies
+    what the base lacks); a commit writes the top into the base, then
+    relinks the image above the top onto the base without copying.
+
+    :param location: the located disk (:class:`chain.DiskLocation`), with
+        the chain the plan was made for.
+    :param plan: a :class:`chain.DeletePlan`.
+    :raises: OperationFailed
+    """
+    entries = location.chain
+    active = entries[0]
+    if plan.kind == chain.PULL:
+        if plan.base is None:
+            qemuimg.rebase(active.path, active.fmt, '')
+            return
+        base = location.entry(plan.base)
+        qemuimg.rebase(active.path, active.fmt,
+                       _relative(base.path, active.path), base.fmt)
+        return
+    position = location.names.index(plan.top)
+    top, above = entries[position], entries[position - 1]
+    base = entries[position + 1]
+    qemuimg.commit(top.path, top.fmt)
+    # The data of top is in base now: relink without copying.
+    qemuimg.rebase(above.path, above.fmt, _relative(base.path, above.path),
+                   base.fmt, unsafe=True)
+
+
+def check_relative(location, plan):
+    """The header the merge rewrote must name its backing relatively.
+
+    Cinder finds the files of a chain by the names in the headers.
+
+    :param location: the file disk as it was before the merge.
+    :param plan: the :class:`chain.DeletePlan` carried out.
+    :raises: OperationFailed
+    """
+    if plan.base is None:
+        return
+    rewritten = (location.names[0] if plan.kind == chain.PULL
+                 else location.names[location.names.index(plan.top) - 1])
+    entry = location.entry(rewritten)
+    backing = qemuimg.info(entry.path, entry.fmt).get(
+        'backing-filename') or ''
+    if backing.startswith('/'):
+        raise exception.OperationFailed(
+            reason="After the block %s, %s records its backing file as the "
+            "absolute path %s; Cinder needs a relative name."
+            % (plan.kind, entry.path, backing))

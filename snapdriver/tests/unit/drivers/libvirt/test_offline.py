@@ -1,0 +1,71 @@
+"""Tests of a chain read and changed with qemu-img, on the fake qemu-img.
+
+The driver's tests of stopped guests (test_driver) fix the commands of
+whole merges; these look at the pieces.
+"""
+
+from snapdriver import chain
+from snapdriver.drivers.libvirt import offline
+from snapdriver import exception
+from snapdriver.tests.unit.drivers.libvirt import base
+
+NAMES = ['top', 'mid', 'base']
+
+
+class OfflineTestCase(base.LibvirtTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.images.add_chain('/d', NAMES)
+
+    def location(self):
+        return chain.DiskLocation(
+            volume_id='V', guest='g', target='vda', running=False,
+            chain=offline.read_chain('/d/top', 'qcow2'), directory='/d')
+
+    def test_read_chain(self):
+        self.images.add('/d/raw-base', fmt='raw')
+        self.images.add('/d/over', backing='raw-base')
+        self.assertEqual(
+            (chain.ChainEntry('over', '/d/over', 'qcow2'),
+             chain.ChainEntry('raw-base', '/d/raw-base', 'raw')),
+            offline.read_chain('/d/over', 'qcow2'))
+        self.assertEqual([('qemu-img', 'info', '--output=json',
+                           '--force-share', '--backing-chain', '-f', 'qcow2',
+                           '/d/over')], self.qemu_img.commands)
+
+    def test_commit_writes_top_down_then_relinks_without_copying(self):
+        location = self.location()
+        offline.merge(location, chain.plan_delete(location, 's', 'mid',
+                                                  'base'))
+        self.assertEqual(
+            [('qemu-img', 'commit', '-f', 'qcow2', '-d', '/d/mid'),
+             ('qemu-img', 'rebase', '-f', 'qcow2', '-u', '-F', 'qcow2', '-b',
+              'base', '/d/top')],
+            [cmd for cmd in self.qemu_img.commands if cmd[1] != 'info'])
+        self.assertEqual(['top', 'base'],
+                         [entry.name for entry
+                          in offline.read_chain('/d/top', 'qcow2')])
+
+    def test_relative_backing_passes(self):
+        location = self.location()
+        plan = chain.plan_delete(location, 's', 'mid', 'base')
+        offline.merge(location, plan)
+        self.assertIsNone(offline.check_relative(location, plan))
+
+    def test_absolute_backing_after_a_commit_names_the_image_above(self):
+        location = self.location()
+        plan = chain.plan_delete(location, 's', 'mid', 'base')
+        self.images.files['/d/top'].backing = '/d/base'
+        error = self.assertRaises(exception.OperationFailed,
+                                  offline.check_relative, location, plan)
+        self.assertEqual("After the block commit, /d/top records its backing "
+                         "file as the absolute path /d/base; Cinder needs a "
+                         "relative name.", str(error))
+
+    def test_nothing_to_check_after_a_whole_pull(self):
+        location = self.location()
+        commands = len(self.qemu_img.commands)
+        offline.check_relative(location, chain.plan_delete(location, 's',
+                                                           None, None))
+        self.assertEqual(commands, len(self.qemu_img.commands))
