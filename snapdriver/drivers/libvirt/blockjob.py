@@ -10,14 +10,16 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Waiting for block jobs: libvirt's events, with polling behind them.
+"""Block jobs of a guest: their events, one at a time, held still.
 
-libvirt sends a BLOCK_JOB_2 event when a job ends, usually long before a
-poll would notice, but an event can be lost (libvirtd restarted, the event
-loop was late). So events only wake the waiter up early; the end of a job
-is always confirmed by ``blockJobInfo`` showing no job on the disk, and
-whether the job did what was asked is decided afterwards from the chain
-(a job that vanished may also have been cancelled or have failed).
+:class:`BlockJobTracker` collects libvirt's BLOCK_JOB_2 events for the
+disks whose jobs are being waited for (:mod:`blockdev` waits, with polling
+behind the events). :class:`GuestJobSlots` runs one block job per guest
+and one change of a guest's block graph at a time;
+:func:`jobs_held_still` holds a guest's jobs still while its graph
+changes, and :func:`release_held` undoes what a snapdriver that died left
+held. :func:`busy` tells which disks have a job. See doc/architecture.md,
+"Block work on one guest".
 """
 
 import collections
@@ -46,25 +48,20 @@ SETTLE_INTERVAL = 0.1
 HOLD_TIMEOUT = 30.0
 
 
-class BlockJobTimeout(Exception):
-    """The job was still running when the time was up."""
-
-
 class BlockJobTracker:
-    """Collects block job events for the jobs being waited for.
+    """Collects block job events for the disks being watched.
 
     The libvirt event loop thread calls :meth:`handle_event`; the threads
     that run operations call :meth:`watch`. Jobs are keyed by the domain's
     UUID and the disk's target dev, which is what BLOCK_JOB_2 reports.
     """
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self):
         self._cond = threading.Condition()
         self._events = {}
-        self._clock = clock
 
     def handle_event(self, uuid, disk, job_type, status):
-        """Record an event, if anyone waits for a job on that disk."""
+        """Record an event, if anyone watches that disk."""
         key = (uuid, disk)
         with self._cond:
             if key not in self._events:
@@ -76,12 +73,13 @@ class BlockJobTracker:
 
     @contextlib.contextmanager
     def watch(self, uuid, disk):
-        """Collect events for the disk while the caller starts a job.
+        """Collect the events of the disk for the ``with`` block.
 
-        Enter before starting the job, so that an event sent at once is
-        not missed.
+        Enter before starting a job, so that an event sent at once is not
+        missed.
 
         :returns: (as a context manager) a :class:`BlockJobWatch`.
+        :raises: RuntimeError when the disk is watched already.
         """
         key = (uuid, disk)
         with self._cond:
@@ -97,10 +95,16 @@ class BlockJobTracker:
             with self._cond:
                 del self._events[key]
 
-    def _take_events(self, key):
-        events = self._events[key]
-        self._events[key] = []
-        return events
+    def _take(self, key):
+        with self._cond:
+            events = self._events[key]
+            self._events[key] = []
+            return events
+
+    def _sleep(self, key, seconds):
+        with self._cond:
+            if not self._events[key]:
+                self._cond.wait(seconds)
 
 
 class BlockJobWatch:
@@ -110,39 +114,19 @@ class BlockJobWatch:
         self._tracker = tracker
         self._key = key
 
-    def wait(self, job_info, timeout, poll_interval):
-        """Wait until the disk has no block job left.
+    def take(self):
+        """The events that came since the last call (or since the watch
+        began), oldest first, as ``(job_type, status)``; they are gone
+        from the watch afterwards."""
+        return self._tracker._take(self._key)
 
-        :param job_info: a callable returning the disk's ``blockJobInfo``
-            (an empty dict when there is no job).
-        :param timeout: seconds to wait at most.
-        :param poll_interval: seconds between two calls of ``job_info``
-            when no event comes.
-        :returns: the status of the last event received (one of libvirt's
-            ``VIR_DOMAIN_BLOCK_JOB_*`` statuses), or None when the job ended
-            without an event.
-        :raises: BlockJobTimeout
+    def sleep(self, seconds):
+        """Wait until an event comes or ``seconds`` have passed.
+
+        Returns at once if an event came since :meth:`take` last ran, so
+        that none is slept through.
         """
-        tracker = self._tracker
-        deadline = tracker._clock() + timeout
-        last_status = None
-        while True:
-            info = job_info()
-            with tracker._cond:
-                events = tracker._take_events(self._key)
-                if events:
-                    last_status = events[-1][1]
-                if not info:
-                    return last_status
-                remaining = deadline - tracker._clock()
-                if remaining <= 0:
-                    raise BlockJobTimeout(info)
-                # Events that came in since job_info() ran may mean the job
-                # is gone already: look again at once. Otherwise sleep until
-                # an event or the next poll. (A job at cur == end is not
-                # finished: libvirt has yet to switch the chain.)
-                if not events:
-                    tracker._cond.wait(min(poll_interval, remaining))
+        self._tracker._sleep(self._key, seconds)
 
 
 class GuestJobSlots:
@@ -207,6 +191,23 @@ class GuestJobSlots:
         """How many merges hold or wait for the slot of guest ``uuid``."""
         with self._cond:
             return len(self._queues.get(uuid, ()))
+
+
+def busy(dom, targets):
+    """The disks among ``targets`` that have a block job, in that order.
+
+    A disk libvirt tells nothing about (a drive without a medium, a disk
+    unplugged meanwhile) has none.
+    """
+    found = []
+    for target in targets:
+        try:
+            if dom.blockJobInfo(target, 0):
+                found.append(target)
+        except libvirt.libvirtError as error:
+            LOG.debug("No block job information for disk %s: %s", target,
+                      error.get_error_message() or str(error))
+    return found
 
 
 def _bandwidth_bytes(dom, target):

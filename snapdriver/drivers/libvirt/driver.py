@@ -12,13 +12,19 @@
 
 """The libvirt driver: assisted snapshots of QEMU guests' qcow2 chains.
 
+It reads as the driver contract does: locate the disk, inspect the
+overlay, create (switch the disk onto the overlay), delete (merge).
+
 A running guest is changed through libvirt: an external disk-only snapshot
-onto the overlay Cinder created, and block pull / block commit jobs. The
-disk of a stopped guest is changed with qemu-img (merges) or through the
-domain's persistent definition (create). Before acting, the driver reads
-the disk again and refuses to go on if the chain is no longer the one the
-request was validated against; after acting, it reads the chain once more
-and reports failure unless it is exactly the expected one.
+onto the overlay Cinder created (here), and block pull / block commit jobs
+on one disk (:mod:`blockdev`), under the rules for block work on one guest
+(:mod:`blockjob`), made durable before they count (:mod:`flush`). The
+chain of a stopped guest is read and merged with qemu-img (:mod:`offline`)
+and switched through the domain's persistent definition (create). Before
+acting, the driver reads the disk again and refuses to go on if the chain
+is no longer the one the request was validated against; after acting, it
+reads the chain once more and reports failure unless it is exactly the
+expected one.
 """
 
 import contextlib
@@ -32,6 +38,7 @@ from oslo_log import log
 from snapdriver import chain
 from snapdriver.conf import CONF
 from snapdriver.drivers import base
+from snapdriver.drivers.libvirt import blockdev
 from snapdriver.drivers.libvirt import blockjob
 from snapdriver.drivers.libvirt import domxml
 from snapdriver.drivers.libvirt import flush
@@ -51,11 +58,6 @@ DRIVER = 'libvirt'
 QUIESCE_POLICIES = ('never', 'try', 'require')
 #: A disk without ``<driver type>`` is raw to libvirt.
 DEFAULT_FORMAT = 'raw'
-#: What a look at a block job gives when libvirt cannot say: not knowing is
-#: not "no job", so the wait goes on.
-_JOB_UNKNOWN = {'unknown': True}
-#: Seconds between two warnings that a block job cannot be looked at.
-_WARN_EVERY = 60
 
 
 def _libvirt_message(error):
@@ -67,7 +69,9 @@ def _failed(reason, *args):
 
 
 class _Attached(typing.NamedTuple):
-    """A located disk as it is now, with what acting on it needs."""
+    """A located disk as it is now, with what acting on it needs: the
+    guest's libvirt domain, its parsed XML, the disk's XML, and the located
+    disk."""
     dom: typing.Any
     domain: domxml.Domain
     disk: domxml.Disk
@@ -82,7 +86,6 @@ class LibvirtDriver(base.BaseDriver):
         _check_qemu_img()
         self._jobs = blockjob.BlockJobTracker()
         self._slots = blockjob.GuestJobSlots()
-        self._quiet_until = {}
         host.start_event_loop()
         self._host = host.Host(CONF.libvirt.connection_uri,
                                self._jobs.handle_event)
@@ -139,7 +142,7 @@ class LibvirtDriver(base.BaseDriver):
                                  offline_pull=True, offline_commit=True,
                                  network_disks=True, quiesce=True)
 
-    # Finding the disk
+    # Locate
 
     def locate_disk(self, volume_id):
         """Find the disk whose ``<serial>`` is ``volume_id`` on this host.
@@ -232,45 +235,47 @@ class LibvirtDriver(base.BaseDriver):
                                       index=image.index)
                      for image in images)
 
-    def _fresh(self, disk):
-        """The disk of a plan, as it is now.
+    def _fresh(self, location):
+        """A located disk as it is now.
 
         :returns: an :class:`_Attached`.
         :raises: OperationFailed when the guest or the disk is gone.
         """
-        dom = self._lookup(disk)
+        dom = self._lookup(location)
         domain = self._parse(dom)
-        current = domain.disk(disk.target) if domain else None
-        if current is None or current.serial != disk.volume_id:
+        disk = domain.disk(location.target) if domain else None
+        if disk is None or disk.serial != location.volume_id:
             raise _failed("Volume %s is no longer disk %s of guest %s.",
-                          disk.volume_id, disk.target, disk.guest)
-        return _Attached(dom, domain, current,
-                         self._location(dom, domain, current, disk.volume_id))
+                          location.volume_id, location.target,
+                          location.guest)
+        return _Attached(dom, domain, disk,
+                         self._location(dom, domain, disk,
+                                        location.volume_id))
 
-    def _lookup(self, disk):
+    def _lookup(self, location):
         """The domain of a located disk, by UUID (names can be reused).
 
         :raises: OperationFailed
         """
-        uuid = disk.details['domain_uuid']
+        uuid = location.details['domain_uuid']
         try:
             return self._host.lookup(uuid)
         except libvirt.libvirtError as error:
             if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 raise _failed("Guest %s (%s) cannot be found any more.",
-                              disk.guest, uuid)
+                              location.guest, uuid)
             raise _failed("Cannot look up guest %s (%s) at %s: %s",
-                          disk.guest, uuid, CONF.libvirt.connection_uri,
+                          location.guest, uuid, CONF.libvirt.connection_uri,
                           _libvirt_message(error))
 
-    def _current(self, disk):
+    def _current(self, location):
         """Like :meth:`_fresh`, and the chain must not have changed since
         the plan was made: the plan is only valid for that chain."""
-        attached = self._fresh(disk)
-        if attached.location.names != disk.names:
+        attached = self._fresh(location)
+        if attached.location.names != location.names:
             raise _failed("The chain of volume %s changed after the request "
                           "was accepted: it was %s, now %s.",
-                          disk.volume_id, ' -> '.join(disk.names),
+                          location.volume_id, ' -> '.join(location.names),
                           ' -> '.join(attached.location.names))
         return attached
 
@@ -288,34 +293,36 @@ class LibvirtDriver(base.BaseDriver):
                  ' -> '.join(location.names))
         return list(location.names)
 
-    # The overlay
+    # Inspect
 
-    def inspect_overlay(self, disk, new_file):
+    def inspect_overlay(self, location, new_file):
         """Read the header of ``new_file`` beside the active image.
 
+        :param location: the located disk.
         :returns: an :class:`snapdriver.chain.OverlayInfo`; None for a
             network disk, whose files this host cannot see.
         :raises: InvalidOverlay (a symbolic link, not a regular file, or
             outside the directory), OperationFailed
         """
-        if disk.source_type != 'file':
+        if location.source_type != 'file':
             return None
-        path = os.path.join(disk.directory, new_file)
+        directory = location.directory
+        path = os.path.join(directory, new_file)
         if os.path.islink(path):
             raise exception.InvalidOverlay(
                 reason="new_file %r in %s is a symbolic link; the overlay "
-                "must be a regular file." % (new_file, disk.directory))
+                "must be a regular file." % (new_file, directory))
         if not os.path.lexists(path):
             return chain.OverlayInfo(name=new_file, exists=False)
         if (os.path.dirname(os.path.realpath(path))
-                != os.path.realpath(disk.directory)):
+                != os.path.realpath(directory)):
             raise exception.InvalidOverlay(
                 reason="new_file %r resolves to %s, outside %s."
-                % (new_file, os.path.realpath(path), disk.directory))
+                % (new_file, os.path.realpath(path), directory))
         if not os.path.isfile(path):
             raise exception.InvalidOverlay(
                 reason="new_file %r in %s is not a regular file."
-                % (new_file, disk.directory))
+                % (new_file, directory))
         info = qemuimg.probe(path)
         data = (info.get('format-specific') or {}).get('data') or {}
         return chain.OverlayInfo(
@@ -444,6 +451,21 @@ class LibvirtDriver(base.BaseDriver):
 
     # Delete
 
+    def check_plan(self, plan):
+        """A stopped guest's network disk cannot be read or changed here:
+        refuse before anything, rather than fail in the background.
+
+        :raises: OperationNotSupported
+        """
+        location = plan.disk
+        if location.source_type == 'network' and not location.running:
+            raise exception.OperationNotSupported(
+                driver=DRIVER,
+                operation="change the chain of network disk %s while guest "
+                          "%s is not running (start the guest, or merge "
+                          "on the storage side)" % (location.target,
+                                                    location.guest))
+
     def delete_snapshot(self, plan):
         """Merge as ``plan`` says and wait until it is done.
 
@@ -456,14 +478,15 @@ class LibvirtDriver(base.BaseDriver):
         :returns: the chain's names afterwards, active first.
         :raises: OperationFailed
         """
-        disk = plan.disk
+        location = plan.disk
 
         def waiting():
             LOG.info("Snapshot %s: another merge runs on guest %s; the %s "
                      "on disk %s waits for it (one block job per guest)",
-                     plan.snapshot_id, disk.guest, plan.kind, disk.target)
+                     plan.snapshot_id, location.guest, plan.kind,
+                     location.target)
 
-        with self._slots.hold(disk.details['domain_uuid'], waiting):
+        with self._slots.hold(location.details['domain_uuid'], waiting):
             return self._delete(plan)
 
     def _delete(self, plan):
@@ -485,52 +508,37 @@ class LibvirtDriver(base.BaseDriver):
             offline.check_relative(location, plan)
         return names
 
-    @staticmethod
-    def _job_name(location, name):
-        """How to name a chain member in blockRebase/blockCommit.
-
-        File disks: the name Cinder used, which libvirt matches against the
-        backing names recorded in the chain. Network disks: ``vdX[N]``.
-        """
-        if name is None or location.source_type == 'file':
-            return name
-        return '%s[%d]' % (location.target, location.entry(name).index)
-
     def _merge_running(self, attached, plan):
-        dom, location = attached.dom, attached.location
-        target = location.target
-        uuid = location.details['domain_uuid']
-        base_name = self._job_name(location, plan.base)
+        """A block job on the disk, once no other disk of the guest has
+        one, made durable if it may have completed.
+
+        :returns: what libvirt said of the job's end, for the message of
+            a chain that is not the expected one.
+        """
+        location = attached.location
+        device = self._device(location, attached.dom)
         self._wait_for_other_jobs(attached, plan)
-        with self._jobs.watch(uuid, target) as watch:
+        with device.watching():
             # Not while a snapshot switch changes the guest's graph.
-            with self._slots.graph_change(uuid):
-                self._start_job(dom, location, plan, base_name)
-            status = self._wait(watch, location, 'block %s' % plan.kind)
-        if status not in (libvirt.VIR_DOMAIN_BLOCK_JOB_FAILED,
-                          libvirt.VIR_DOMAIN_BLOCK_JOB_CANCELED):
+            with self._slots.graph_change(device.uuid):
+                if plan.kind == chain.PULL:
+                    device.pull(plan.base)
+                else:
+                    device.commit(plan.base, plan.top)
+            end = device.wait()
+        if not (end.failed or end.cancelled):
             # Completed, or ended without an event: the chain check that
             # follows tells which, and a success must be durable first.
             # The job may have outlived the connection the guest was
             # looked up on (libvirtd restarted): look it up again.
             self._make_durable(attached._replace(dom=self._lookup(location)),
-                               'the block %s on disk %s' % (plan.kind, target))
-        return self._status_hint(status, location)
+                               'the block %s on disk %s'
+                               % (plan.kind, location.target))
+        return end.hint()
 
-    def _start_job(self, dom, location, plan, base_name):
-        try:
-            if plan.kind == chain.PULL:
-                flags = (libvirt.VIR_DOMAIN_BLOCK_REBASE_RELATIVE
-                         if base_name else 0)
-                dom.blockRebase(location.target, base_name, 0, flags)
-            else:
-                dom.blockCommit(location.target, base_name,
-                                self._job_name(location, plan.top), 0,
-                                libvirt.VIR_DOMAIN_BLOCK_COMMIT_RELATIVE)
-        except libvirt.libvirtError as error:
-            raise _failed("libvirt refused the block %s on disk %s of guest "
-                          "%s: %s", plan.kind, location.target,
-                          location.guest, _libvirt_message(error))
+    def _device(self, location, dom=None):
+        """The :class:`blockdev.BlockDevice` of a located disk."""
+        return blockdev.BlockDevice(self._host, self._jobs, location, dom)
 
     def _wait_for_other_jobs(self, attached, plan):
         """Wait while another disk of the guest has a block job.
@@ -547,8 +555,7 @@ class LibvirtDriver(base.BaseDriver):
         deadline = time.monotonic() + CONF.libvirt.block_job_timeout
         said = False
         while True:
-            busy = [target for target in others
-                    if self._has_job(attached.dom, target)]
+            busy = blockjob.busy(attached.dom, others)
             if not busy:
                 return
             if not said:
@@ -568,16 +575,6 @@ class LibvirtDriver(base.BaseDriver):
                               CONF.libvirt.block_job_timeout, plan.kind,
                               attached.disk.target)
             time.sleep(CONF.libvirt.block_job_poll_interval)
-
-    @staticmethod
-    def _has_job(dom, target):
-        try:
-            return bool(dom.blockJobInfo(target, 0))
-        except libvirt.libvirtError as error:
-            # A drive without a medium, a disk unplugged meanwhile: no job.
-            LOG.debug("No block job information for disk %s: %s", target,
-                      _libvirt_message(error))
-            return False
 
     def _make_durable(self, attached, what):
         """Have QEMU write out what the job left in its caches (see
@@ -599,21 +596,7 @@ class LibvirtDriver(base.BaseDriver):
             return flush.flush_guest(attached.dom, attached.location.guest,
                                      what)
 
-    def check_plan(self, plan):
-        """A stopped guest's network disk cannot be read or changed here:
-        refuse before anything, rather than fail in the background.
-
-        :raises: OperationNotSupported
-        """
-        disk = plan.disk
-        if disk.source_type == 'network' and not disk.running:
-            raise exception.OperationNotSupported(
-                driver=DRIVER,
-                operation="change the chain of network disk %s while guest "
-                          "%s is not running (start the guest, or merge "
-                          "on the storage side)" % (disk.target, disk.guest))
-
-    def wait_for_pending(self, disk):
+    def wait_for_pending(self, location):
         """Wait for a block job that an earlier snapdriver process started,
         and make what it did durable.
 
@@ -622,104 +605,27 @@ class LibvirtDriver(base.BaseDriver):
         only reported once QEMU has flushed it (which the earlier process
         may not have lived to see to).
 
+        :param location: the located disk.
         :returns: True if a job was running on the disk.
         :raises: OperationFailed if it did not end within
             ``[libvirt] block_job_timeout`` (it is aborted then), or QEMU
             could not be made to flush.
         """
-        if not disk.running:
+        if not location.running:
             return False
-        pending = bool(self._job_info(disk))
+        device = self._device(location)
+        pending = bool(device.job_info())
         if pending:
             LOG.info("A block job started before snapdriver restarted runs "
-                     "on disk %s of guest %s; waiting for it", disk.target,
-                     disk.guest)
-            with self._jobs.watch(disk.details['domain_uuid'],
-                                  disk.target) as watch:
-                self._wait(watch, disk, 'block job')
+                     "on disk %s of guest %s; waiting for it",
+                     location.target, location.guest)
+            with device.watching():
+                device.wait()
         # A job may also have ended while snapdriver was away, and what it
         # did is not durable until QEMU flushes: settle nothing before.
-        self._make_durable(self._fresh(disk),
-                           'the work left on disk %s' % disk.target)
+        self._make_durable(self._fresh(location),
+                           'the work left on disk %s' % location.target)
         return pending
-
-    def _wait(self, watch, location, what):
-        try:
-            return watch.wait(
-                lambda: self._job_info(location),
-                timeout=CONF.libvirt.block_job_timeout,
-                poll_interval=CONF.libvirt.block_job_poll_interval)
-        except blockjob.BlockJobTimeout as timeout:
-            info = timeout.args[0]
-            self._abort(location)
-            progress = ('%s of %s bytes done' % (info['cur'], info['end'])
-                        if 'end' in info else 'progress unknown')
-            raise _failed("The %s on disk %s of guest %s did not finish "
-                          "within %d seconds ([libvirt] block_job_timeout; "
-                          "%s) and was aborted.", what, location.target,
-                          location.guest, CONF.libvirt.block_job_timeout,
-                          progress)
-
-    def _job_info(self, location):
-        """``blockJobInfo`` of the disk, looked up afresh each time so that
-        a reconnection to libvirtd does not end the wait."""
-        try:
-            dom = self._host.lookup(location.details['domain_uuid'])
-            return dom.blockJobInfo(location.target, 0)
-        except libvirt.libvirtError as error:
-            code = error.get_error_code()
-            if code == libvirt.VIR_ERR_NO_DOMAIN:
-                raise _failed("Guest %s went away during the block job on "
-                              "disk %s.", location.guest, location.target)
-            if code == libvirt.VIR_ERR_OPERATION_INVALID:
-                # The guest stopped: its job is over, whatever became of it
-                # (the chain check that follows tells).
-                LOG.warning("Guest %s stopped during the block job on disk "
-                            "%s", location.guest, location.target)
-                return {}
-            # Polled every block_job_poll_interval while libvirtd is away:
-            # say so once a minute, not twice a second.
-            key = (location.details['domain_uuid'], location.target)
-            now = time.monotonic()
-            if now >= self._quiet_until.get(key, 0):
-                self._quiet_until[key] = now + _WARN_EVERY
-                LOG.warning("Cannot look at the block job on disk %s of "
-                            "guest %s (%s); still waiting", location.target,
-                            location.guest, _libvirt_message(error))
-            return _JOB_UNKNOWN
-
-    def _abort(self, location):
-        """Cancel the job, on the guest looked up afresh: the wait may have
-        outlived the connection it was looked up on before."""
-        try:
-            dom = self._host.lookup(location.details['domain_uuid'])
-            dom.blockJobAbort(location.target, 0)
-        except libvirt.libvirtError as error:
-            LOG.error("Aborting the block job on disk %s of guest %s failed:"
-                      " %s", location.target, location.guest,
-                      _libvirt_message(error))
-
-    @staticmethod
-    def _status_hint(status, location):
-        if status == libvirt.VIR_DOMAIN_BLOCK_JOB_FAILED:
-            # QEMU does not say why; a full share is the usual reason.
-            return (" libvirt reported that the job failed%s."
-                    % _free_space(location.directory))
-        if status == libvirt.VIR_DOMAIN_BLOCK_JOB_CANCELED:
-            return " libvirt reported that the job was cancelled."
-        return ''
-
-
-def _free_space(directory):
-    """`` (N MiB free in DIR)``, or nothing when it cannot be told."""
-    if not directory:
-        return ''
-    try:
-        stat = os.statvfs(directory)
-    except OSError:
-        return ''
-    return " (%d MiB free in %s)" % (stat.f_bavail * stat.f_frsize // 2**20,
-                                     directory)
 
 
 def _network_disk_stopped(location):

@@ -1,102 +1,66 @@
-"""Tests of waiting for block jobs."""
+"""Tests of the block jobs of a guest: events, slots, who is busy."""
 
 import threading
+import time
 
 from snapdriver.drivers.libvirt import blockjob
 from snapdriver.tests import base
+from snapdriver.tests.unit.drivers.libvirt import base as libvirt_base
+from snapdriver.tests.unit.drivers.libvirt import fakes
 
 UUID = '9a5b0a4c-5e3e-4b8f-9d0a-1c2d3e4f5a6b'
 COMPLETED = 0  # libvirt's statuses are opaque values to the tracker
 CANCELED = 2
-JOB = {'type': 1, 'cur': 10, 'end': 20}
-
-
-class FakeClock:
-    def __init__(self, step):
-        self.now = 0.0
-        self.step = step
-
-    def __call__(self):
-        self.now += self.step
-        return self.now
 
 
 class BlockJobTrackerTestCase(base.TestCase):
+    """The events of watched disks; waiting with them is
+    test_blockdev's."""
 
     def setUp(self):
         super().setUp()
         self.tracker = blockjob.BlockJobTracker()
 
-    def test_job_already_gone(self):
+    def test_events_of_the_watched_disk_are_kept_until_taken(self):
         with self.tracker.watch(UUID, 'vda') as watch:
-            self.assertIsNone(watch.wait(lambda: {}, 10, 10))
-
-    def test_event_ends_the_wait_before_the_next_poll(self):
-        polls = []
-
-        def job_info():
-            polls.append(1)
-            if len(polls) == 1:
-                threading.Timer(0.05, self.tracker.handle_event,
-                                (UUID, 'vda', 1, COMPLETED)).start()
-                return JOB
-            return {}
-        with self.tracker.watch(UUID, 'vda') as watch:
-            # A poll interval far beyond the test's timeout: only the
-            # event can end this wait in time.
-            self.assertEqual(COMPLETED, watch.wait(job_info, 3600, 3600))
-        self.assertEqual(2, len(polls))
-
-    def test_event_arriving_during_a_poll_is_not_missed(self):
-        def job_info():
-            if not events_sent:
-                events_sent.append(1)
-                self.tracker.handle_event(UUID, 'vda', 1, CANCELED)
-                return JOB
-            return {}
-        events_sent = []
-        with self.tracker.watch(UUID, 'vda') as watch:
-            self.assertEqual(CANCELED, watch.wait(job_info, 3600, 3600))
-
-    def test_polling_without_events(self):
-        answers = [JOB, JOB, {}]
-        with self.tracker.watch(UUID, 'vda') as watch:
-            self.assertIsNone(watch.wait(lambda: answers.pop(0), 10, 0.01))
-        self.assertEqual([], answers)
-
-    def test_an_event_does_not_end_a_job_that_is_still_there(self):
-        # A late event of an earlier job on the same disk, or READY: the
-        # job is over only when blockJobInfo no longer shows it.
-        answers = [JOB, JOB, {}]
-
-        def job_info():
             self.tracker.handle_event(UUID, 'vda', 1, COMPLETED)
-            return answers.pop(0)
-        with self.tracker.watch(UUID, 'vda') as watch:
-            watch.wait(job_info, 10, 0.01)
-        self.assertEqual([], answers)
+            self.tracker.handle_event(UUID, 'vda', 1, CANCELED)
+            self.assertEqual([(1, COMPLETED), (1, CANCELED)], watch.take())
+            self.assertEqual([], watch.take())
 
     def test_events_of_other_disks_and_domains_are_ignored(self):
-        answers = [JOB, {}]
-
-        def job_info():
+        with self.tracker.watch(UUID, 'vda') as watch:
             self.tracker.handle_event(UUID, 'vdb', 1, CANCELED)
             self.tracker.handle_event('other', 'vda', 1, CANCELED)
-            return answers.pop(0)
-        with self.tracker.watch(UUID, 'vda') as watch:
-            self.assertIsNone(watch.wait(job_info, 10, 0.01))
+            self.assertEqual([], watch.take())
 
     def test_events_nobody_waits_for_are_dropped(self):
         self.tracker.handle_event(UUID, 'vda', 1, CANCELED)
         with self.tracker.watch(UUID, 'vda') as watch:
-            self.assertIsNone(watch.wait(lambda: {}, 10, 10))
+            self.assertEqual([], watch.take())
 
-    def test_timeout(self):
-        tracker = blockjob.BlockJobTracker(clock=FakeClock(step=100))
-        with tracker.watch(UUID, 'vda') as watch:
-            error = self.assertRaises(blockjob.BlockJobTimeout, watch.wait,
-                                      lambda: JOB, 150, 0.01)
-        self.assertEqual(JOB, error.args[0])
+    def test_sleep_ends_with_an_event(self):
+        with self.tracker.watch(UUID, 'vda') as watch:
+            threading.Timer(0.05, self.tracker.handle_event,
+                            (UUID, 'vda', 1, COMPLETED)).start()
+            started = time.monotonic()
+            watch.sleep(3600)
+            self.assertLess(time.monotonic() - started, 60)
+            self.assertEqual([(1, COMPLETED)], watch.take())
+
+    def test_sleep_does_not_sleep_through_an_event_not_taken(self):
+        with self.tracker.watch(UUID, 'vda') as watch:
+            self.tracker.handle_event(UUID, 'vda', 1, COMPLETED)
+            started = time.monotonic()
+            watch.sleep(3600)
+            self.assertLess(time.monotonic() - started, 60)
+
+    def test_sleep_without_events(self):
+        with self.tracker.watch(UUID, 'vda') as watch:
+            started = time.monotonic()
+            watch.sleep(0.05)
+            self.assertGreaterEqual(time.monotonic() - started, 0.05)
+            self.assertEqual([], watch.take())
 
     def test_one_waiter_per_disk(self):
         with self.tracker.watch(UUID, 'vda'):
@@ -107,11 +71,12 @@ class BlockJobTrackerTestCase(base.TestCase):
 
     def test_watch_ends_cleanly_on_error(self):
         def fail():
-            raise ValueError()
-        with self.tracker.watch(UUID, 'vda') as watch:
-            self.assertRaises(ValueError, watch.wait, fail, 10, 10)
+            with self.tracker.watch(UUID, 'vda'):
+                raise ValueError()
+        self.assertRaises(ValueError, fail)
         with self.tracker.watch(UUID, 'vda'):
             pass
+        self.tracker.handle_event(UUID, 'vda', 1, CANCELED)
 
 
 class GuestJobSlotsTestCase(base.TestCase):
@@ -168,3 +133,30 @@ class GuestJobSlotsTestCase(base.TestCase):
         self.assertEqual(0, self.slots.waiting(UUID))
         with self.slots.hold(UUID, on_wait=self.fail):
             pass
+
+
+@libvirt_base.requires_binding
+class BusyTestCase(base.TestCase):
+
+    def test_disks_with_a_job(self):
+        images = fakes.FakeImages()
+        conn = fakes.FakeConnection(images)
+        images.add('/d/a')
+        dom = conn.add_domain('g', [fakes.FakeDisk('vda', path='/d/a'),
+                                    fakes.FakeDisk('vdb', path='/d/a'),
+                                    fakes.FakeDisk('vdc', path='/d/a')])
+        for target in ('vdc', 'vdb'):
+            dom.jobs[target] = fakes.FakeJob(kind=1, end=fakes.MIB,
+                                             effect=None, polls_left=9)
+        self.assertEqual(['vdb', 'vdc'],
+                         blockjob.busy(dom, ['vda', 'vdb', 'vdc']))
+
+    def test_a_disk_libvirt_says_nothing_about_has_no_job(self):
+        images = fakes.FakeImages()
+        conn = fakes.FakeConnection(images)
+        images.add('/d/a')
+        dom = conn.add_domain('g', [fakes.FakeDisk('vda', path='/d/a')])
+        dom.jobs['vda'] = fakes.FakeJob(kind=1, end=fakes.MIB, effect=None,
+                                        polls_left=9)
+        dom.running = False
+        self.assertEqual([], blockjob.busy(dom, ['vda']))

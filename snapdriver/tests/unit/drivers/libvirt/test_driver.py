@@ -1135,8 +1135,9 @@ class ConnectionTestCase(base.LibvirtTestCase):
             self.conn.emit_block_job(
                 dom, 'vda', libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_PULL,
                 libvirt.VIR_DOMAIN_BLOCK_JOB_COMPLETED)
-            self.assertEqual(libvirt.VIR_DOMAIN_BLOCK_JOB_COMPLETED,
-                             watch.wait(lambda: {}, 1, 1))
+            self.assertEqual([(libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_PULL,
+                               libvirt.VIR_DOMAIN_BLOCK_JOB_COMPLETED)],
+                             watch.take())
 
 
 class LeftPausedTestCase(DriverTestCase):
