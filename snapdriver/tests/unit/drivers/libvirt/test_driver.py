@@ -76,21 +76,22 @@ class DriverTestCase(base.LibvirtTestCase):
                 for call in self.conn.calls_of('snapshotCreateXML')]
 
     def create(self, volume_id='V', new_file='new-file', backing=None):
-        disk = self.driver.locate_disk(volume_id)
+        location = self.driver.locate_disk(volume_id)
         overlay = None
-        if disk.source_type == 'file':
-            self.images.add(os.path.join(disk.directory, new_file),
-                            backing=backing or disk.active.name)
+        if location.source_type == 'file':
+            self.images.add(os.path.join(location.directory, new_file),
+                            backing=backing or location.active.name)
             overlay = chain.OverlayInfo(name=new_file, exists=True,
                                         fmt='qcow2',
-                                        backing=backing or disk.active.name,
+                                        backing=(backing
+                                                 or location.active.name),
                                         backing_fmt='qcow2')
-        plan = chain.plan_create(disk, 'snap-1', new_file, overlay)
+        plan = chain.plan_create(location, 'snap-1', new_file, overlay)
         return self.driver.create_snapshot(plan)
 
     def delete(self, file_to_merge, merge_target_file, volume_id='V'):
-        disk = self.driver.locate_disk(volume_id)
-        plan = chain.plan_delete(disk, 'snap-1', file_to_merge,
+        location = self.driver.locate_disk(volume_id)
+        plan = chain.plan_delete(location, 'snap-1', file_to_merge,
                                  merge_target_file)
         return self.driver.delete_snapshot(plan)
 
@@ -182,11 +183,11 @@ class ReferenceScenarioTestCase(DriverTestCase):
 
     def test_invalid_references_are_refused_before_libvirt(self):
         self.add_reference_domain()
-        disk = self.driver.locate_disk('V')
+        location = self.driver.locate_disk('V')
         for file_to_merge, target in (('nope.img', None),
                                       ('snap.img', 'base.img')):
             error = self.assertRaises(exception.InvalidChainReference,
-                                      chain.plan_delete, disk, 's',
+                                      chain.plan_delete, location, 's',
                                       file_to_merge, target)
             self.assertEqual(400, error.code)
             self.assertIn('the chain of disk vda of guest g1 is disk1_file '
@@ -226,34 +227,34 @@ class LocateDiskTestCase(DriverTestCase):
 
     def test_running_guest(self):
         dom = self.add_reference_domain()
-        disk = self.driver.locate_disk('V')
-        self.assertEqual('V', disk.volume_id)
-        self.assertEqual('g1', disk.guest)
-        self.assertEqual('vda', disk.target)
-        self.assertTrue(disk.running)
-        self.assertEqual('file', disk.source_type)
-        self.assertEqual('/d', disk.directory)
+        location = self.driver.locate_disk('V')
+        self.assertEqual('V', location.volume_id)
+        self.assertEqual('g1', location.guest)
+        self.assertEqual('vda', location.target)
+        self.assertTrue(location.running)
+        self.assertEqual('file', location.source_type)
+        self.assertEqual('/d', location.directory)
         self.assertEqual(
             (chain.ChainEntry('disk1_file', '/d/disk1_file', 'qcow2', 1),
              chain.ChainEntry('snap.img', '/d/snap.img', 'qcow2', 2),
              chain.ChainEntry('other-snap.img', '/d/other-snap.img',
                               'qcow2', 3),
              chain.ChainEntry('base.img', '/d/base.img', 'qcow2', 4)),
-            disk.chain)
-        self.assertEqual(dom.uuid, disk.details['domain_uuid'])
-        self.assertEqual('g1', disk.details['domain_name'])
-        self.assertEqual(('vdb',), disk.details['other_targets'])
+            location.chain)
+        self.assertEqual(dom.uuid, location.details['domain_uuid'])
+        self.assertEqual('g1', location.details['domain_name'])
+        self.assertEqual(('vdb',), location.details['other_targets'])
         # Nothing read from the images: libvirt shows the chain.
         self.assertEqual([], self.qemu_img.commands)
 
     def test_stopped_guest_chain_comes_from_the_headers(self):
         self.add_reference_domain(running=False)
-        disk = self.driver.locate_disk('V')
-        self.assertFalse(disk.running)
-        self.assertEqual(REFERENCE_CHAIN, disk.names)
+        location = self.driver.locate_disk('V')
+        self.assertFalse(location.running)
+        self.assertEqual(REFERENCE_CHAIN, location.names)
         self.assertEqual(['/d/disk1_file', '/d/snap.img',
                           '/d/other-snap.img', '/d/base.img'],
-                         [entry.path for entry in disk.chain])
+                         [entry.path for entry in location.chain])
         self.assertEqual([('qemu-img', 'info', '--output=json',
                            '--force-share', '--backing-chain', '-f', 'qcow2',
                            '/d/disk1_file')], self.qemu_img.commands)
@@ -288,25 +289,27 @@ class LocateDiskTestCase(DriverTestCase):
         self.images.add('/dev/vg/lv', backing=None)
         self.conn.add_domain('g', [fakes.FakeDisk(
             'vda', serial='B', disk_type='block', path='/dev/vg/lv')])
-        disk = self.driver.locate_disk('B')
-        self.assertEqual('file', disk.source_type)
-        self.assertEqual('/dev/vg', disk.directory)
+        location = self.driver.locate_disk('B')
+        self.assertEqual('file', location.source_type)
+        self.assertEqual('/dev/vg', location.directory)
 
     def test_netfs_disk(self):
         self.add_netfs_domain()
-        disk = self.driver.locate_disk('N')
-        self.assertEqual('network', disk.source_type)
-        self.assertIsNone(disk.directory)
-        self.assertEqual(['root.img', 'snap.img', 'snap-b.img'], disk.names)
-        self.assertEqual([0, 1, 2], [entry.index for entry in disk.chain])
-        self.assertEqual('vol1/snap.img', disk.chain[1].path)
+        location = self.driver.locate_disk('N')
+        self.assertEqual('network', location.source_type)
+        self.assertIsNone(location.directory)
+        self.assertEqual(['root.img', 'snap.img', 'snap-b.img'],
+                         location.names)
+        self.assertEqual([0, 1, 2],
+                         [entry.index for entry in location.chain])
+        self.assertEqual('vol1/snap.img', location.chain[1].path)
         self.assertEqual(((('name', 'gluster1'), ('port', '24007')),),
-                         disk.details['hosts'])
+                         location.details['hosts'])
 
     def test_stopped_netfs_disk_is_refused_up_front(self):
         self.add_netfs_domain(running=False)
-        disk = self.driver.locate_disk('N')
-        plan = chain.plan_delete(disk, 's', None, None)
+        location = self.driver.locate_disk('N')
+        plan = chain.plan_delete(location, 's', None, None)
         error = self.assertRaises(exception.OperationNotSupported,
                                   self.driver.check_plan, plan)
         self.assertIn('network disk vdb while guest', str(error))
@@ -314,9 +317,9 @@ class LocateDiskTestCase(DriverTestCase):
 
     def test_running_netfs_plan_passes(self):
         self.add_netfs_domain()
-        disk = self.driver.locate_disk('N')
+        location = self.driver.locate_disk('N')
         self.assertIsNone(self.driver.check_plan(
-            chain.plan_delete(disk, 's', None, None)))
+            chain.plan_delete(location, 's', None, None)))
 
     def test_other_network_disk_is_not_snapshotable(self):
         self.conn.add_domain('g', [fakes.FakeDisk(
@@ -363,7 +366,7 @@ class InspectOverlayTestCase(DriverTestCase):
         active = self.images.add_chain(self.dir, ['vol', 'vol.base'])
         self.conn.add_domain('g', [fakes.FakeDisk('vda', serial='V',
                                                   path=active)])
-        self.disk = self.driver.locate_disk('V')
+        self.location = self.driver.locate_disk('V')
 
     def add(self, name, **kwargs):
         path = os.path.join(self.dir, name)
@@ -372,13 +375,13 @@ class InspectOverlayTestCase(DriverTestCase):
         return path
 
     def test_missing(self):
-        overlay = self.driver.inspect_overlay(self.disk, 'new')
+        overlay = self.driver.inspect_overlay(self.location, 'new')
         self.assertEqual(chain.OverlayInfo('new', exists=False), overlay)
         self.assertEqual([], self.qemu_img.commands)
 
     def test_qcow2_overlay(self):
         path = self.add('new', backing='vol')
-        overlay = self.driver.inspect_overlay(self.disk, 'new')
+        overlay = self.driver.inspect_overlay(self.location, 'new')
         self.assertEqual(chain.OverlayInfo('new', True, 'qcow2', 'vol',
                                            backing_fmt='qcow2'), overlay)
         # The one qemu-img call without -f: its format is being checked.
@@ -387,25 +390,25 @@ class InspectOverlayTestCase(DriverTestCase):
 
     def test_header_details_reach_the_chain_rules(self):
         self.add('new', backing='vol', backing_fmt='raw')
-        overlay = self.driver.inspect_overlay(self.disk, 'new')
+        overlay = self.driver.inspect_overlay(self.location, 'new')
         self.assertEqual('raw', overlay.backing_fmt)
         error = self.assertRaises(exception.InvalidOverlay,
-                                  chain.plan_create, self.disk, 's', 'new',
-                                  overlay)
+                                  chain.plan_create, self.location, 's',
+                                  'new', overlay)
         self.assertIn('backing file as raw', str(error))
 
     def test_raw_overlay_is_reported_as_raw(self):
         self.add('new', fmt='raw')
-        overlay = self.driver.inspect_overlay(self.disk, 'new')
+        overlay = self.driver.inspect_overlay(self.location, 'new')
         self.assertEqual('raw', overlay.fmt)
         self.assertRaises(exception.InvalidOverlay, chain.plan_create,
-                          self.disk, 's', 'new', overlay)
+                          self.location, 's', 'new', overlay)
 
     def test_symlink_is_refused(self):
         target = self.add('real', backing='vol')
         os.symlink(target, os.path.join(self.dir, 'link'))
         error = self.assertRaises(exception.InvalidOverlay,
-                                  self.driver.inspect_overlay, self.disk,
+                                  self.driver.inspect_overlay, self.location,
                                   'link')
         self.assertIn('is a symbolic link', str(error))
         self.assertEqual(400, error.code)
@@ -413,12 +416,12 @@ class InspectOverlayTestCase(DriverTestCase):
     def test_dangling_symlink_is_refused(self):
         os.symlink('/etc/passwd-nope', os.path.join(self.dir, 'link'))
         self.assertRaises(exception.InvalidOverlay,
-                          self.driver.inspect_overlay, self.disk, 'link')
+                          self.driver.inspect_overlay, self.location, 'link')
 
     def test_directory_is_refused(self):
         os.mkdir(os.path.join(self.dir, 'sub'))
         error = self.assertRaises(exception.InvalidOverlay,
-                                  self.driver.inspect_overlay, self.disk,
+                                  self.driver.inspect_overlay, self.location,
                                   'sub')
         self.assertIn('not a regular file', str(error))
         self.assertEqual([], self.qemu_img.commands)
@@ -493,9 +496,9 @@ class CreateSnapshotTestCase(DriverTestCase):
 
     def test_chain_changed_since_the_plan(self):
         self.add_reference_domain()
-        disk = self.driver.locate_disk('V')
+        location = self.driver.locate_disk('V')
         self.images.add('/d/new-file', backing='disk1_file')
-        plan = chain.plan_create(disk, 's', 'new-file', None)
+        plan = chain.plan_create(location, 's', 'new-file', None)
         self.images.files['/d/disk1_file'].backing = 'other-snap.img'
         error = self.assertRaises(exception.OperationFailed,
                                   self.driver.create_snapshot, plan)
@@ -504,13 +507,13 @@ class CreateSnapshotTestCase(DriverTestCase):
 
     def test_guest_gone(self):
         self.add_reference_domain()
-        disk = self.driver.locate_disk('V')
-        plan = chain.plan_create(disk, 's', 'new-file', None)
+        location = self.driver.locate_disk('V')
+        plan = chain.plan_create(location, 's', 'new-file', None)
         self.conn.domains = []
         error = self.assertRaises(exception.OperationFailed,
                                   self.driver.create_snapshot, plan)
         self.assertIn('Guest g1 (%s) cannot be found any more'
-                      % disk.details['domain_uuid'], str(error))
+                      % location.details['domain_uuid'], str(error))
 
     def test_netfs(self):
         self.add_netfs_domain()
@@ -673,10 +676,10 @@ class DeleteSnapshotTestCase(DriverTestCase):
 
     def test_stopped_guest_netfs_is_refused(self):
         self.add_netfs_domain(running=False)
-        disk = self.driver.locate_disk('N')
+        location = self.driver.locate_disk('N')
         error = self.assertRaises(
             exception.OperationFailed, self.driver.delete_snapshot,
-            chain.plan_delete(disk, 's', None, None))
+            chain.plan_delete(location, 's', None, None))
         self.assertIn('only changed while the guest runs', str(error))
 
     def test_guest_stopping_during_the_job(self):
@@ -783,10 +786,10 @@ class GuestSafetyTestCase(DriverTestCase):
         self.assertFalse(self.dom.paused)
 
     def test_flushes_of_one_guest_never_overlap_a_switch_or_each_other(self):
-        disk = self.driver.locate_disk('V')
+        location = self.driver.locate_disk('V')
         with self.driver._slots.graph_change(self.dom.uuid):
             thread, outcome = self.in_thread(self.driver.wait_for_pending,
-                                             disk)
+                                             location)
             time.sleep(0.1)
             self.assertEqual([], self.conn.calls_of('suspend'))
         thread.join(10)
@@ -965,7 +968,7 @@ class WaitForPendingTestCase(DriverTestCase):
     def setUp(self):
         super().setUp()
         self.dom = self.add_reference_domain()
-        self.disk = self.driver.locate_disk('V')
+        self.location = self.driver.locate_disk('V')
 
     def leave_job(self, polls):
         self.dom.jobs['vda'] = fakes.FakeJob(
@@ -973,7 +976,7 @@ class WaitForPendingTestCase(DriverTestCase):
             effect=lambda: None, polls_left=polls)
 
     def test_no_job(self):
-        self.assertFalse(self.driver.wait_for_pending(self.disk))
+        self.assertFalse(self.driver.wait_for_pending(self.location))
         # It may have ended while snapdriver was away, unflushed.
         self.assertEqual(1, self.dom.flushes)
 
@@ -985,11 +988,11 @@ class WaitForPendingTestCase(DriverTestCase):
 
     def test_guest_stopped_since_it_was_located(self):
         self.dom.running = False
-        self.assertFalse(self.driver.wait_for_pending(self.disk))
+        self.assertFalse(self.driver.wait_for_pending(self.location))
 
     def test_waits_for_the_job(self):
         self.leave_job(polls=3)
-        self.assertTrue(self.driver.wait_for_pending(self.disk))
+        self.assertTrue(self.driver.wait_for_pending(self.location))
         self.assertEqual({}, self.dom.jobs)
         self.assertEqual([], self.conn.changes())
         self.assertEqual(1, self.dom.flushes)
@@ -999,7 +1002,7 @@ class WaitForPendingTestCase(DriverTestCase):
         self.conf.config(group='libvirt', block_job_timeout=1)
         self.leave_job(polls=10 ** 9)
         error = self.assertRaises(exception.OperationFailed,
-                                  self.driver.wait_for_pending, self.disk)
+                                  self.driver.wait_for_pending, self.location)
         self.assertIn('The block job on disk vda of guest g1 did not finish '
                       'within 1 seconds', str(error))
         self.assertEqual([('blockJobAbort', 'g1', 'vda', 0)],
@@ -1009,7 +1012,7 @@ class WaitForPendingTestCase(DriverTestCase):
         self.conf.config(group='libvirt', block_job_timeout=1)
         self.leave_job(polls=10 ** 9)
         self.conn.handles = True
-        self.disk = self.driver.locate_disk('V')
+        self.location = self.driver.locate_disk('V')
         real_info = self.dom.blockJobInfo
         polls = []
 
@@ -1021,7 +1024,7 @@ class WaitForPendingTestCase(DriverTestCase):
             return real_info(disk, flags)
         self.dom.blockJobInfo = job_info
         self.assertRaises(exception.OperationFailed,
-                          self.driver.wait_for_pending, self.disk)
+                          self.driver.wait_for_pending, self.location)
         self.assertEqual([('blockJobAbort', 'g1', 'vda', 0)],
                          self.conn.changes())
         self.assertEqual({}, self.dom.jobs)
