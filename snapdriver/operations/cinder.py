@@ -41,6 +41,7 @@ import tenacity
 
 from snapdriver.conf import CONF
 from snapdriver.conf import cinder as cinder_conf
+from snapdriver import objects
 from snapdriver.operations import reporter
 
 LOG = log.getLogger(__name__)
@@ -158,8 +159,9 @@ class CinderReporter(reporter.StatusReporter):
                       "credentials in [cinder] and no caller token",
                       status, snapshot_id)
             return reporter.Delivery(
-                state='given_up', detail="no credentials to reach Cinder: "
-                "configure [cinder] auth_type and its options")
+                state=objects.GIVEN_UP,
+                detail="no credentials to reach Cinder: configure [cinder] "
+                "auth_type and its options")
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TransientReportError),
             wait=tenacity.wait_exponential_jitter(
@@ -177,8 +179,9 @@ class CinderReporter(reporter.StatusReporter):
                       "after %d attempt(s) over %d s: %s", status,
                       snapshot_id, attempts, CONF.cinder.report_deadline, e)
             return reporter.Delivery(
-                state='given_up', detail="gave up after %d attempt(s): %s"
-                % (attempts, e), attempts=attempts)
+                state=objects.GIVEN_UP,
+                detail="gave up after %d attempt(s): %s" % (attempts, e),
+                attempts=attempts)
         except (cinder_exc.ClientException, ks_exc.EndpointNotFound) as e:
             # Cinder said no, or the catalog has no Cinder: trying again
             # changes nothing.
@@ -189,13 +192,13 @@ class CinderReporter(reporter.StatusReporter):
             LOG.error("Cinder refused status %s of snapshot %s: %s",
                       status, snapshot_id, reason)
             return reporter.Delivery(
-                state='given_up', detail="Cinder refused it: %s" % reason,
-                attempts=attempts)
+                state=objects.GIVEN_UP,
+                detail="Cinder refused it: %s" % reason, attempts=attempts)
         attempts = retrying.statistics.get('attempt_number', 1)
         LOG.info("Reported status %s (%s) of snapshot %s to Cinder "
                  "(attempt %d)", status, progress, snapshot_id, attempts)
         return reporter.Delivery(
-            state='delivered', detail="accepted by Cinder (attempt %d)"
+            state=objects.DELIVERED, detail="accepted by Cinder (attempt %d)"
             % attempts, attempts=attempts)
 
     @staticmethod

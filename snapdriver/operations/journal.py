@@ -31,6 +31,8 @@ from oslo_log import log
 import sqlalchemy as sa
 from sqlalchemy import pool
 
+from snapdriver import objects
+
 LOG = log.getLogger(__name__)
 
 _metadata = sa.MetaData()
@@ -151,13 +153,13 @@ class Journal:
         """Operations whose work or whose status report is not finished."""
         return self._select(sa.or_(
             operations.c.state.not_in(final_states),
-            operations.c.delivery == 'pending'))
+            operations.c.delivery == objects.PENDING))
 
     def trim(self, final_states, keep):
         """Forget all but the newest ``keep`` finished and reported
         operations."""
         done = sa.and_(operations.c.state.in_(final_states),
-                       operations.c.delivery != 'pending')
+                       operations.c.delivery != objects.PENDING)
         with self._lock, self.engine.begin() as conn:
             cutoff = conn.execute(
                 sa.select(operations.c.seq).where(done)

@@ -3,7 +3,9 @@
 Cinder learns the result of an assisted snapshot only from the snapshot
 status callback. The values are Cinder's (see cinder-protocol.md): after a
 create, ``creating`` (success) or ``error``; after a delete, ``deleting``
-(success) or ``error_deleting``; always with progress ``90%``.
+(success) or ``error_deleting``; always with progress ``90%``. They are
+defined in :mod:`snapdriver.objects`; the names below stay for reporter
+plugins.
 """
 
 import abc
@@ -11,29 +13,34 @@ import dataclasses
 
 from oslo_log import log
 
+from snapdriver import objects
+
 LOG = log.getLogger(__name__)
 
 NAMESPACE = 'snapdriver.status_reporters'
 
-PROGRESS = '90%'
-CREATE_SUCCEEDED = 'creating'
-CREATE_FAILED = 'error'
-DELETE_SUCCEEDED = 'deleting'
-DELETE_FAILED = 'error_deleting'
+PROGRESS = objects.PROGRESS
+CREATE_SUCCEEDED = objects.CREATING
+CREATE_FAILED = objects.ERROR
+DELETE_SUCCEEDED = objects.DELETING
+DELETE_FAILED = objects.ERROR_DELETING
 
 
-def status_for(kind, succeeded):
-    """The Cinder status that reports an operation of ``kind``."""
-    if kind == 'create':
-        return CREATE_SUCCEEDED if succeeded else CREATE_FAILED
-    return DELETE_SUCCEEDED if succeeded else DELETE_FAILED
+def status_for(action, succeeded):
+    """The Cinder status that reports an operation of ``action`` (a kind
+    other than create counts as a delete).
+
+    Kept for reporter plugins; see :func:`snapdriver.objects.cinder_status`.
+    """
+    return objects.cinder_status(objects.action_of(action), succeeded)
 
 
 @dataclasses.dataclass
 class Delivery:
     """What became of one report.
 
-    :param state: ``delivered``, ``pending`` or ``given_up``.
+    :param state: a delivery state of :mod:`snapdriver.objects`:
+        ``delivered``, ``pending`` or ``given_up``.
     :param detail: the receiver's answer, in words.
     :param attempts: how many times it was sent.
     """
@@ -67,4 +74,4 @@ class LogReporter(StatusReporter):
         LOG.info("Snapshot %s status: %s (progress %s); the 'log' status "
                  "reporter does not tell Cinder", snapshot_id, status,
                  progress)
-        return Delivery(state='delivered', detail='logged only')
+        return Delivery(state=objects.DELIVERED, detail='logged only')
