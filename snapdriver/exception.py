@@ -118,6 +118,14 @@ class Conflict(SnapdriverException):
     code = 409
 
 
+class DuplicateRequest(Conflict):
+    """A snapshot id already has an operation of the same action with
+    other parameters (a repeated request must equal the first)."""
+    msg_fmt = ("Snapshot %(snapshot_id)s already has a %(action)s operation "
+               "(%(operation)s, %(state)s) with different parameters: "
+               "%(existing)s.")
+
+
 class ConfigurationError(SnapdriverException):
     """Start-up failure: the configuration cannot work."""
     msg_fmt = "%(reason)s"

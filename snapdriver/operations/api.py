@@ -4,8 +4,9 @@ The API only ever *accepts* an operation and *queries* operations. Today
 :class:`LocalOperationsAPI` calls a manager in the same process; when the
 service splits into an API tier and one agent per hypervisor host, an RPC
 client with these two methods takes its place, and neither the controllers
-nor the drivers change. Arguments and results are plain dicts and a
-RequestContext, all serialisable.
+nor the drivers change. Arguments and results are the typed objects of
+:mod:`snapdriver.objects` (a request, operation views), each with
+``to_dict()`` and ``from_dict()``, and a RequestContext: all serialisable.
 """
 
 import abc
@@ -17,14 +18,17 @@ class OperationsAPI(abc.ABC):
     def accept(self, context, request):
         """Validate and queue an operation.
 
-        :param request: see :meth:`OperationManager.accept`.
-        :returns: the accepted operation as a dict.
+        :param request: a :class:`snapdriver.objects.CreateRequest` or
+            :class:`snapdriver.objects.DeleteRequest`.
+        :returns: the accepted operation, a
+            :class:`snapdriver.objects.OperationView`.
         :raises: SnapdriverException (4xx) when it cannot be carried out.
         """
 
     @abc.abstractmethod
     def query(self, context, snapshot_id):
-        """:returns: the operations of ``snapshot_id`` as dicts.
+        """:returns: the operations of ``snapshot_id``, oldest first, as
+            :class:`snapdriver.objects.OperationView`.
 
         :raises: OperationNotFound
         """

@@ -34,8 +34,8 @@ settled by looking at the disk (a block job still running is waited for;
 the chain tells whether the work was done); undelivered reports are sent.
 
 A request repeated for a snapshot id that already has a queued, running or
-successful operation of the same kind does not run twice: the caller gets
-the same answer, and a finished outcome is reported again.
+successful operation of the same action does not run twice: the caller
+gets the same answer, and a finished outcome is reported again.
 """
 
 import collections
@@ -48,67 +48,11 @@ from oslo_log import log
 from snapdriver import chain
 from snapdriver import context as context_mod
 from snapdriver import exception
+from snapdriver import objects
 from snapdriver.operations import journal as journal_mod
 from snapdriver.operations import reporter as reporter_mod
 
 LOG = log.getLogger(__name__)
-
-QUEUED = 'queued'
-RUNNING = 'running'
-SUCCEEDED = 'succeeded'
-FAILED = 'failed'
-FINAL = (SUCCEEDED, FAILED)
-
-PENDING = 'pending'
-DELIVERED = 'delivered'
-
-
-class DuplicateRequest(exception.Conflict):
-    msg_fmt = ("Snapshot %(snapshot_id)s already has a %(kind)s operation "
-               "(%(operation)s, %(state)s) with different parameters: "
-               "%(existing)s.")
-
-
-def _iso(moment):
-    return moment.isoformat() + 'Z' if moment else None
-
-
-def _request_kind(request):
-    return chain.CREATE if request['kind'] == chain.CREATE else 'delete'
-
-
-def to_api(row):
-    """An operation as the API shows it (no credentials)."""
-    duration = None
-    if row['started_at'] and row['finished_at']:
-        duration = round(
-            (row['finished_at'] - row['started_at']).total_seconds(), 3)
-    return {
-        'id': row['id'],
-        'snapshot_id': row['snapshot_id'],
-        'volume_id': row['volume_id'],
-        'kind': row['kind'],
-        'state': row['state'],
-        'error': row['error'],
-        'guest': row['guest'],
-        'disk': row['disk'],
-        'request': dict(row['request']),
-        'chain_before': list(row['chain_before'] or []),
-        'expected_chain': list(row['expected_chain'] or []),
-        'chain': list(row['chain_after'] or row['chain_before'] or []),
-        'created_at': _iso(row['created_at']),
-        'started_at': _iso(row['started_at']),
-        'finished_at': _iso(row['finished_at']),
-        'duration_seconds': duration,
-        'status_report': {
-            'status': row['status'],
-            'progress': reporter_mod.PROGRESS if row['status'] else None,
-            'delivery': row['delivery'],
-            'detail': row['delivery_detail'],
-            'attempts': row['report_attempts'],
-            'reported_at': _iso(row['reported_at']),
-        },
-    }
 
 
 class OperationManager:
@@ -161,21 +105,17 @@ class OperationManager:
     # Pre-flight: the same checks at accept time and at run time.
 
     def _plan(self, request):
-        volume_id = request['volume_id']
-        if request['kind'] == chain.CREATE:
-            chain.check_file_name('new_file', request['new_file'])
-            disk = self.driver.locate_disk(volume_id)
-            overlay = self.driver.inspect_overlay(disk, request['new_file'])
-            plan = chain.plan_create(disk, request['snapshot_id'],
-                                     request['new_file'], overlay)
+        for field, value in request.file_names():
+            chain.check_file_name(field, value)
+        disk = self.driver.locate_disk(request.volume_id)
+        if request.action == objects.CREATE:
+            overlay = self.driver.inspect_overlay(disk, request.new_file)
+            plan = chain.plan_create(disk, request.snapshot_id,
+                                     request.new_file, overlay)
         else:
-            for field in ('file_to_merge', 'merge_target_file'):
-                if request.get(field) is not None:
-                    chain.check_file_name(field, request[field])
-            disk = self.driver.locate_disk(volume_id)
-            plan = chain.plan_delete(disk, request['snapshot_id'],
-                                     request.get('file_to_merge'),
-                                     request.get('merge_target_file'))
+            plan = chain.plan_delete(disk, request.snapshot_id,
+                                     request.file_to_merge,
+                                     request.merge_target_file)
         self._check_supported(plan)
         self.driver.check_plan(plan)
         return plan
@@ -183,13 +123,13 @@ class OperationManager:
     def _check_supported(self, plan):
         caps = self.driver.capabilities()
         disk = plan.disk
-        if plan.kind == chain.CREATE:
+        if plan.kind == objects.CREATE:
             supported, what = caps.create, 'create snapshots'
         elif disk.running:
-            supported = caps.pull if plan.kind == chain.PULL else caps.commit
+            supported = caps.pull if plan.kind == objects.PULL else caps.commit
             what = 'merge by block %s' % plan.kind
         else:
-            supported = (caps.offline_pull if plan.kind == chain.PULL
+            supported = (caps.offline_pull if plan.kind == objects.PULL
                          else caps.offline_commit)
             what = 'merge by %s while the guest is not running' % plan.kind
         if supported and disk.source_type == 'network':
@@ -203,14 +143,16 @@ class OperationManager:
     def accept(self, context, request):
         """Validate ``request``, journal it and queue it.
 
-        :param request: a dict: ``kind`` (create or delete), ``volume_id``,
-            ``snapshot_id``, and ``new_file`` (create) or ``file_to_merge``
-            and ``merge_target_file`` (delete).
-        :returns: the operation as a dict.
+        :param context: the caller's RequestContext (None in tests).
+        :param request: a :class:`snapdriver.objects.CreateRequest` or
+            :class:`snapdriver.objects.DeleteRequest`.
+        :returns: the operation, a :class:`snapdriver.objects.OperationView`.
         :raises: a SnapdriverException with a 4xx code when the request
-            cannot be carried out; nothing has changed then.
+            cannot be carried out (DuplicateRequest, a 409, when the
+            snapshot id has an operation of the same action with other
+            parameters); nothing has changed then.
         """
-        lock = self._accept_locks[hash(request['snapshot_id']) % 64]
+        lock = self._accept_locks[hash(request.snapshot_id) % 64]
         with lock:
             existing = self._find_repeat(context, request)
             if existing is not None:
@@ -218,18 +160,18 @@ class OperationManager:
             with self._lock:
                 # Read before planning: an operation that ends meanwhile
                 # makes the plan stale, and must make it look stale.
-                generation = self._generations[request['volume_id']]
+                generation = self._generations[request.volume_id]
             plan = self._plan(request)
             row = self.journal.add({
                 'id': str(uuid.uuid4()),
-                'snapshot_id': request['snapshot_id'],
-                'volume_id': request['volume_id'],
+                'snapshot_id': request.snapshot_id,
+                'volume_id': request.volume_id,
                 'kind': plan.kind,
-                'request': dict(request),
+                'request': request.to_dict(),
                 'context': context.to_dict() if context else None,
                 'guest': plan.disk.guest,
                 'disk': plan.disk.target,
-                'state': QUEUED,
+                'state': objects.QUEUED,
                 'chain_before': plan.disk.names,
                 'expected_chain': list(plan.expected_chain),
                 'report_attempts': 0,
@@ -240,43 +182,44 @@ class OperationManager:
         LOG.info("Accepted %s of snapshot %s on disk %s of guest %s "
                  "(operation %s)", row['kind'], row['snapshot_id'],
                  row['disk'], row['guest'], row['id'])
-        accepted = to_api(row)
+        accepted = objects.OperationView.from_row(row)
         self._enqueue(row)
         return accepted
 
     def query(self, context, snapshot_id):
-        """The operations of ``snapshot_id``, oldest first.
+        """The operations of ``snapshot_id``, oldest first, as
+        :class:`snapdriver.objects.OperationView`.
 
         :raises: OperationNotFound
         """
         rows = self.journal.by_snapshot(snapshot_id)
         if not rows:
             raise exception.OperationNotFound(snapshot_id=snapshot_id)
-        return [to_api(row) for row in rows]
+        return [objects.OperationView.from_row(row) for row in rows]
 
     def _find_repeat(self, context, request):
-        kind = _request_kind(request)
-        for row in reversed(self.journal.by_snapshot(request['snapshot_id'])):
-            if _request_kind(row['request']) != kind:
+        for row in reversed(self.journal.by_snapshot(request.snapshot_id)):
+            earlier = objects.Request.from_dict(row['request'])
+            if earlier.action != request.action:
                 continue
-            if row['state'] == FAILED:
+            if row['state'] == objects.FAILED:
                 # A failed operation may be tried again.
                 return None
-            if row['request'] != request:
-                raise DuplicateRequest(
-                    snapshot_id=request['snapshot_id'], kind=kind,
+            if earlier != request:
+                raise exception.DuplicateRequest(
+                    snapshot_id=request.snapshot_id, action=request.action,
                     operation=row['id'], state=row['state'],
-                    existing=row['request'])
+                    existing=earlier.to_api_dict())
             LOG.info("Snapshot %s: repeated %s request; operation %s is "
-                     "%s, not running it again", row['snapshot_id'], kind,
-                     row['id'], row['state'])
-            if row['state'] == SUCCEEDED:
+                     "%s, not running it again", row['snapshot_id'],
+                     request.action, row['id'], row['state'])
+            if row['state'] == objects.SUCCEEDED:
                 # Credentials were dropped after the first report; report
                 # again with this caller's.
                 if context is not None:
                     self.journal.update(row['id'], context=context.to_dict())
                 self._schedule_report(row['id'])
-            return to_api(row)
+            return objects.OperationView.from_row(row)
         return None
 
     # Recovery after a restart.
@@ -286,9 +229,9 @@ class OperationManager:
 
         :returns: the number of operations taken up.
         """
-        rows = self.journal.unfinished(FINAL)
+        rows = self.journal.unfinished(objects.FINAL)
         for row in rows:
-            if row['state'] in FINAL:
+            if row['state'] in objects.FINAL:
                 LOG.info("Recovery: delivering the %s report of snapshot "
                          "%s (operation %s)", row['status'],
                          row['snapshot_id'], row['id'])
@@ -349,7 +292,8 @@ class OperationManager:
             self._idle.notify_all()
             return
         operation_id, kind = queue.popleft()
-        pool = self._create_pool if kind == chain.CREATE else self._merge_pool
+        pool = (self._create_pool if kind == objects.CREATE
+                else self._merge_pool)
         pool.submit(self._run_next, volume_id, operation_id)
 
     def _run_next(self, volume_id, operation_id):
@@ -367,21 +311,21 @@ class OperationManager:
         if row['context']:
             # Log lines of the background work carry the request's ids.
             context_mod.RequestContext.from_dict(row['context']).update_store()
-        resumed = row['state'] == RUNNING
+        resumed = row['state'] == objects.RUNNING
         try:
             if resumed:
                 result = self._settle(row)
             else:
                 result = self._execute(row)
         except exception.SnapdriverException as e:
-            self._finish(row, FAILED, error=str(e))
+            self._finish(row, objects.FAILED, error=str(e))
         except Exception as e:
             LOG.exception("Operation %s failed unexpectedly", row['id'])
-            self._finish(row, FAILED,
+            self._finish(row, objects.FAILED,
                          error="unexpected %s in the %s driver: %s"
                          % (type(e).__name__, self.driver.name, e))
         else:
-            self._finish(row, SUCCEEDED, chain_after=list(result))
+            self._finish(row, objects.SUCCEEDED, chain_after=list(result))
         self._schedule_report(row['id'])
 
     def _execute(self, row):
@@ -390,14 +334,14 @@ class OperationManager:
             if generation != self._generations[row['volume_id']]:
                 plan = None
         if plan is None:
-            plan = self._plan(row['request'])
+            plan = self._plan(objects.Request.from_dict(row['request']))
         row.update(chain_before=plan.disk.names,
                    expected_chain=list(plan.expected_chain))
-        self.journal.update(row['id'], state=RUNNING,
+        self.journal.update(row['id'], state=objects.RUNNING,
                             started_at=journal_mod.utcnow(),
                             chain_before=row['chain_before'],
                             expected_chain=row['expected_chain'])
-        if plan.kind == chain.CREATE:
+        if plan.kind == objects.CREATE:
             return self.driver.create_snapshot(plan)
         return self.driver.delete_snapshot(plan)
 
@@ -429,13 +373,13 @@ class OperationManager:
                       ' -> '.join(row['expected_chain'])))
 
     def _finish(self, row, state, error=None, chain_after=None):
-        status = reporter_mod.status_for(_request_kind(row['request']),
-                                         state == SUCCEEDED)
+        action = objects.Request.from_dict(row['request']).action
+        status = objects.cinder_status(action, state == objects.SUCCEEDED)
         # Outcome and the report to make are journalled together, so a
         # restart from here on only has to deliver the report.
         self.journal.update(row['id'], state=state, error=error,
                             chain_after=chain_after, status=status,
-                            delivery=PENDING,
+                            delivery=objects.PENDING,
                             finished_at=journal_mod.utcnow())
         if error:
             LOG.error("%s of snapshot %s on disk %s of guest %s failed: %s",
@@ -475,22 +419,23 @@ class OperationManager:
                 LOG.exception("Reporting status %s of snapshot %s failed",
                               row['status'], row['snapshot_id'])
                 delivery = reporter_mod.Delivery(
-                    state=PENDING, detail="%s: %s" % (type(e).__name__, e))
+                    state=objects.PENDING,
+                    detail="%s: %s" % (type(e).__name__, e))
             values = dict(delivery=delivery.state,
                           delivery_detail=delivery.detail,
                           report_attempts=before + delivery.attempts,
                           reported_at=journal_mod.utcnow())
-            if (row['delivery'] == DELIVERED
-                    and delivery.state != DELIVERED):
+            if (row['delivery'] == objects.DELIVERED
+                    and delivery.state != objects.DELIVERED):
                 # Reported again for a repeated request: Cinder already
                 # has this status (and may have moved on, so it refuses it
                 # now); what it got first stands.
-                values.update(delivery=DELIVERED,
+                values.update(delivery=objects.DELIVERED,
                               delivery_detail="delivered earlier; reported "
                               "again for a repeated request: %s"
                               % delivery.detail,
                               reported_at=row['reported_at'])
-            if delivery.state != PENDING and row['context']:
+            if delivery.state != objects.PENDING and row['context']:
                 # Nothing needs the caller's token any more.
                 values['context'] = dict(row['context'], auth_token=None,
                                          service_token=None)
@@ -499,7 +444,7 @@ class OperationManager:
                 self._delivered += 1
                 trim = self._delivered % self._trim_every == 0
             if trim:
-                self.journal.trim(FINAL, self._history)
+                self.journal.trim(objects.FINAL, self._history)
         except Exception:
             LOG.exception("Delivering the report of operation %s failed",
                           operation_id)

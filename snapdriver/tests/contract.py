@@ -12,6 +12,7 @@ Stub drivers run :class:`UnsupportedDriverContractTests` instead.
 import abc
 
 from snapdriver import exception
+from snapdriver import objects
 from snapdriver.operations import manager as manager_mod
 from snapdriver.operations import reporter as reporter_mod
 
@@ -25,7 +26,8 @@ class RecordingReporter(reporter_mod.StatusReporter):
     def report(self, context, snapshot_id, status,
                progress=reporter_mod.PROGRESS, on_retry=None):
         self.reports.append((snapshot_id, status, progress))
-        return reporter_mod.Delivery(state='delivered', detail='recorded')
+        return reporter_mod.Delivery(state=objects.DELIVERED,
+                                     detail='recorded')
 
 
 class Host(abc.ABC):
@@ -62,9 +64,11 @@ class _ManagerMixin:
         self.addCleanup(self.manager.stop)
 
     def _run(self, request):
+        """Accept ``request`` (a :mod:`snapdriver.objects` request), wait
+        for it, and return its :class:`snapdriver.objects.OperationView`."""
         self.manager.accept(None, request)
         self.assertTrue(self.manager.wait_idle(self.operation_timeout))
-        return self.manager.query(None, request['snapshot_id'])[-1]
+        return self.manager.query(None, request.snapshot_id)[-1]
 
     def _chain(self, volume_id):
         return self.host.driver().locate_disk(volume_id).names
@@ -83,20 +87,21 @@ class DriverContractTests(_ManagerMixin):
         self._start()
 
     def create(self, volume_id, snapshot_id, new_file):
-        return self._run({'kind': 'create', 'volume_id': volume_id,
-                          'snapshot_id': snapshot_id, 'new_file': new_file})
+        return self._run(objects.CreateRequest(
+            volume_id=volume_id, snapshot_id=snapshot_id, new_file=new_file))
 
     def delete(self, volume_id, snapshot_id, file_to_merge,
                merge_target_file):
-        return self._run({'kind': 'delete', 'volume_id': volume_id,
-                          'snapshot_id': snapshot_id,
-                          'file_to_merge': file_to_merge,
-                          'merge_target_file': merge_target_file})
+        return self._run(objects.DeleteRequest(
+            volume_id=volume_id, snapshot_id=snapshot_id,
+            file_to_merge=file_to_merge,
+            merge_target_file=merge_target_file))
 
-    def assert_refused(self, error, volume_id, request):
+    def assert_refused(self, error, request):
+        """Accepting ``request`` raises ``error``, and nothing changed."""
+        volume_id = request.volume_id
         before = self._chain(volume_id)
-        self.assertRaises(error, self.manager.accept, None,
-                          dict(request, volume_id=volume_id))
+        self.assertRaises(error, self.manager.accept, None, request)
         self.assertEqual(before, self._chain(volume_id))
         self.assertEqual([], self.reporter.reports)
         self.host.check_data(volume_id)
@@ -115,9 +120,9 @@ class DriverContractTests(_ManagerMixin):
         names = self.host.add_volume('vol-c')
         self.host.add_file('vol-c', 'vol-c.s1', backing=names[0])
         operation = self.create('vol-c', 's1', 'vol-c.s1')
-        self.assertEqual('succeeded', operation['state'], operation['error'])
+        self.assertEqual('succeeded', operation.state, operation.error)
         self.assertEqual(['vol-c.s1'] + names, self._chain('vol-c'))
-        self.assertEqual(['vol-c.s1'] + names, operation['chain'])
+        self.assertEqual(['vol-c.s1'] + names, operation.chain)
         self.assertEqual([('s1', 'creating', '90%')], self.reporter.reports)
         self.host.check_data('vol-c')
 
@@ -127,44 +132,47 @@ class DriverContractTests(_ManagerMixin):
         self.create('vol-2c', 's1', 'a')
         self.host.add_file('vol-2c', 'b', backing='a')
         operation = self.create('vol-2c', 's2', 'b')
-        self.assertEqual(['b', 'a'] + names, operation['chain'])
+        self.assertEqual(['b', 'a'] + names, operation.chain)
         self.assertEqual(['creating', 'creating'],
                          [r[1] for r in self.reporter.reports])
         self.host.check_data('vol-2c')
 
     def test_create_refuses_missing_overlay(self):
         self.host.add_volume('vol-m')
-        self.assert_refused(exception.InvalidOverlay, 'vol-m', {
-            'kind': 'create', 'snapshot_id': 's', 'new_file': 'missing'})
+        self.assert_refused(exception.InvalidOverlay, objects.CreateRequest(
+            volume_id='vol-m', snapshot_id='s', new_file='missing'))
 
     def test_create_refuses_overlay_of_another_image(self):
         names = self.host.add_volume('vol-w')
         self.host.add_file('vol-w', 'vol-w.bad', backing=names[1])
-        self.assert_refused(exception.InvalidOverlay, 'vol-w', {
-            'kind': 'create', 'snapshot_id': 's', 'new_file': 'vol-w.bad'})
+        self.assert_refused(exception.InvalidOverlay, objects.CreateRequest(
+            volume_id='vol-w', snapshot_id='s', new_file='vol-w.bad'))
 
     def test_create_refuses_raw_overlay(self):
         self.host.add_volume('vol-r')
         self.host.add_file('vol-r', 'vol-r.raw', fmt='raw')
-        self.assert_refused(exception.InvalidOverlay, 'vol-r', {
-            'kind': 'create', 'snapshot_id': 's', 'new_file': 'vol-r.raw'})
+        self.assert_refused(exception.InvalidOverlay, objects.CreateRequest(
+            volume_id='vol-r', snapshot_id='s', new_file='vol-r.raw'))
 
     def test_create_refuses_path_in_new_file(self):
         self.host.add_volume('vol-p')
         for name in ('../x', '/etc/passwd', 'a/b', '..', '.'):
-            self.assert_refused(exception.InvalidFileName, 'vol-p', {
-                'kind': 'create', 'snapshot_id': 's', 'new_file': name})
+            self.assert_refused(exception.InvalidFileName,
+                                objects.CreateRequest(
+                                    volume_id='vol-p', snapshot_id='s',
+                                    new_file=name))
 
     def test_create_refuses_unknown_volume(self):
         self.assertRaises(exception.VolumeNotAttached, self.manager.accept,
-                          None, {'kind': 'create', 'volume_id': 'nope',
-                                 'snapshot_id': 's', 'new_file': 'x'})
+                          None, objects.CreateRequest(
+                              volume_id='nope', snapshot_id='s',
+                              new_file='x'))
 
     def test_commit_middle_layer(self):
         names = self.host.add_volume('vol-cm', layers=4)
         operation = self.delete('vol-cm', 's', names[1], names[2])
-        self.assertEqual('commit', operation['kind'])
-        self.assertEqual('succeeded', operation['state'], operation['error'])
+        self.assertEqual('commit', operation.kind)
+        self.assertEqual('succeeded', operation.state, operation.error)
         expected = [names[0]] + names[2:]
         self.assertEqual(expected, self._chain('vol-cm'))
         self.assertEqual([('s', 'deleting', '90%')], self.reporter.reports)
@@ -173,15 +181,15 @@ class DriverContractTests(_ManagerMixin):
     def test_pull_with_base(self):
         names = self.host.add_volume('vol-pb', layers=4)
         operation = self.delete('vol-pb', 's', names[2], None)
-        self.assertEqual('pull', operation['kind'])
-        self.assertEqual('succeeded', operation['state'], operation['error'])
+        self.assertEqual('pull', operation.kind)
+        self.assertEqual('succeeded', operation.state, operation.error)
         self.assertEqual([names[0]] + names[2:], self._chain('vol-pb'))
         self.host.check_data('vol-pb')
 
     def test_pull_without_base(self):
         names = self.host.add_volume('vol-pn', layers=3)
         operation = self.delete('vol-pn', 's', None, None)
-        self.assertEqual('succeeded', operation['state'], operation['error'])
+        self.assertEqual('succeeded', operation.state, operation.error)
         self.assertEqual([names[0]], self._chain('vol-pn'))
         self.host.check_data('vol-pn')
 
@@ -193,19 +201,20 @@ class DriverContractTests(_ManagerMixin):
                                       (names[0], None),
                                       (None, names[1]),
                                       (names[3], 'x')):
-            self.assert_refused(exception.InvalidChainReference, 'vol-bad', {
-                'kind': 'delete', 'snapshot_id': 's',
-                'file_to_merge': file_to_merge,
-                'merge_target_file': target})
+            self.assert_refused(exception.InvalidChainReference,
+                                objects.DeleteRequest(
+                                    volume_id='vol-bad', snapshot_id='s',
+                                    file_to_merge=file_to_merge,
+                                    merge_target_file=target))
 
     def test_offline_pull_and_commit(self):
         names = self.host.add_volume('vol-off', layers=4, running=False)
         self.assertEqual('succeeded',
                          self.delete('vol-off', 's1', names[1],
-                                     names[2])['state'])
+                                     names[2]).state)
         self.assertEqual('succeeded',
                          self.delete('vol-off', 's2', names[2],
-                                     None)['state'])
+                                     None).state)
         self.assertEqual([names[0]] + names[2:], self._chain('vol-off'))
         self.assertEqual(['deleting', 'deleting'],
                          [r[1] for r in self.reporter.reports])
@@ -241,10 +250,13 @@ class UnsupportedDriverContractTests(_ManagerMixin):
         self._assert_rejected(driver.delete_snapshot, None)
 
     def test_create_and_delete_are_rejected_synchronously(self):
-        self._assert_rejected(self.manager.accept, None, {
-            'kind': 'create', 'volume_id': 'v', 'snapshot_id': 's',
-            'new_file': 'f'})
-        self._assert_rejected(self.manager.accept, None, {
-            'kind': 'delete', 'volume_id': 'v', 'snapshot_id': 's',
-            'file_to_merge': None, 'merge_target_file': None})
+        self._assert_rejected(self.manager.accept, None,
+                              objects.CreateRequest(
+                                  volume_id='v', snapshot_id='s',
+                                  new_file='f'))
+        self._assert_rejected(self.manager.accept, None,
+                              objects.DeleteRequest(
+                                  volume_id='v', snapshot_id='s',
+                                  file_to_merge=None,
+                                  merge_target_file=None))
         self.assertEqual([], self.reporter.reports)

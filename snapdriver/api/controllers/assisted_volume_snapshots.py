@@ -2,8 +2,10 @@
 
 POST on the collection validates the body and asks the operations API to
 accept a create; DELETE on an item parses ``delete_info`` from the query
-string and asks for a delete. Both answer once the operation is validated
-and journalled; the outcome reaches Cinder through the status reporter.
+string and asks for a delete. Each handler builds its typed request
+(:mod:`snapdriver.objects`) once. Both answer once the operation is
+validated and journalled; the outcome reaches Cinder through the status
+reporter.
 GET on an item (snapdriver's addition) shows what became of the operations
 of a snapshot id. Every other method is a 405 naming the allowed ones.
 """
@@ -17,6 +19,7 @@ from snapdriver.api import microversion
 from snapdriver.api.schemas import assisted_volume_snapshots as schemas
 from snapdriver.api import validation
 from snapdriver import exception
+from snapdriver import objects
 from snapdriver import policy
 
 _JSON_TYPES = ('application/json', '')
@@ -81,12 +84,12 @@ def _not_allowed(allowed):
     pecan.abort(405, headers={'Allow': allowed})
 
 
-def _context(project_id, action):
+def _context(project_id, rule):
     context = pecan.request.context
     if project_id and project_id != context.project_id:
         raise exception.InvalidProjectId(url=project_id,
                                          token=context.project_id)
-    policy.authorize(context, action)
+    policy.authorize(context, rule)
     return context
 
 
@@ -104,20 +107,19 @@ class SnapshotController(object):
     @index.when(method='GET', template='json')
     def get(self, **kwargs):
         context = _context(self.project_id, policy.SHOW)
-        return {'operations': pecan.request.operations.query(
-            context, self.snapshot_id)}
+        return {'operations': [
+            operation.to_dict() for operation in
+            pecan.request.operations.query(context, self.snapshot_id)]}
 
     @index.when(method='DELETE', content_type='application/json')
     def delete(self, **kwargs):
         context = _context(self.project_id, policy.DELETE)
         delete_info = _parse_delete_query(pecan.request)
-        pecan.request.operations.accept(context, {
-            'kind': 'delete',
-            'volume_id': delete_info['volume_id'],
-            'snapshot_id': self.snapshot_id,
-            'file_to_merge': delete_info.get('file_to_merge'),
-            'merge_target_file': delete_info.get('merge_target_file'),
-        })
+        pecan.request.operations.accept(context, objects.DeleteRequest(
+            volume_id=delete_info['volume_id'],
+            snapshot_id=self.snapshot_id,
+            file_to_merge=delete_info.get('file_to_merge'),
+            merge_target_file=delete_info.get('merge_target_file')))
         return webob.Response(status=204)
 
 
@@ -138,12 +140,10 @@ class AssistedVolumeSnapshotsController(object):
         validation.validate(schemas.create, body)
         snapshot = body['snapshot']
         create_info = snapshot['create_info']
-        pecan.request.operations.accept(context, {
-            'kind': 'create',
-            'volume_id': snapshot['volume_id'],
-            'snapshot_id': create_info['snapshot_id'],
-            'new_file': create_info['new_file'],
-        })
+        pecan.request.operations.accept(context, objects.CreateRequest(
+            volume_id=snapshot['volume_id'],
+            snapshot_id=create_info['snapshot_id'],
+            new_file=create_info['new_file']))
         return {'snapshot': {'id': create_info.get('id'),
                              'volumeId': snapshot['volume_id']}}
 

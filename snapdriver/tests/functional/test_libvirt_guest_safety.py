@@ -36,6 +36,7 @@ import fixtures
 
 from snapdriver.drivers.libvirt import flush
 from snapdriver.drivers import loader
+from snapdriver import objects
 from snapdriver.operations import manager as manager_mod
 from snapdriver.tests import base
 from snapdriver.tests import contract
@@ -94,10 +95,9 @@ class GuestSafetyTest(base.FunctionalTestCase):
         info = {'pull': (None, None), 'pull_base': (names[-1], None),
                 'commit': (names[1], names[2])}[kind]
         snapshot_id = str(uuid.uuid4())
-        self.manager.accept(None, {
-            'kind': 'delete', 'volume_id': volume.volume_id,
-            'snapshot_id': snapshot_id, 'file_to_merge': info[0],
-            'merge_target_file': info[1]})
+        self.manager.accept(None, objects.DeleteRequest(
+            volume_id=volume.volume_id, snapshot_id=snapshot_id,
+            file_to_merge=info[0], merge_target_file=info[1]))
         expected = {'pull': names[:1], 'pull_base': [names[0], names[-1]],
                     'commit': [names[0], names[2]]}[kind]
         return snapshot_id, expected
@@ -105,9 +105,9 @@ class GuestSafetyTest(base.FunctionalTestCase):
     def create(self, volume):
         snapshot_id = str(uuid.uuid4())
         new_file = volume.new_overlay(snapshot_id)
-        self.manager.accept(None, {
-            'kind': 'create', 'volume_id': volume.volume_id,
-            'snapshot_id': snapshot_id, 'new_file': new_file})
+        self.manager.accept(None, objects.CreateRequest(
+            volume_id=volume.volume_id, snapshot_id=snapshot_id,
+            new_file=new_file))
         return snapshot_id, [new_file] + volume.names
 
     def operation(self, snapshot_id):
@@ -118,17 +118,17 @@ class GuestSafetyTest(base.FunctionalTestCase):
         deadline = time.monotonic() + timeout
         while True:
             op = self.operation(snapshot_id)
-            if op['state'] in states:
+            if op.state in states:
                 return op
             if time.monotonic() > deadline:
                 self.fail('operation of %s still %s after %ss'
-                          % (snapshot_id, op['state'], timeout))
+                          % (snapshot_id, op.state, timeout))
             time.sleep(0.01)
 
     def assertSucceeded(self, snapshot_id, expected):
         op = self.wait_state(snapshot_id)
         self.assertEqual(('succeeded', None, expected),
-                         (op['state'], op['error'], op['chain']))
+                         (op.state, op.error, op.chain))
 
     def assertGuestRunning(self):
         import libvirt
@@ -197,7 +197,7 @@ class GuestSafetyTest(base.FunctionalTestCase):
                       'during the switch' % (merging.target, self.guest.name),
                       self.log.output)
         # Accepted, journalled as running, and waiting for the guest.
-        self.assertEqual('running', self.operation(commit)['state'])
+        self.assertEqual('running', self.operation(commit).state)
         self.assertFalse(domain.blockJobInfo(waiting.target, 0),
                          'the commit started beside the pull')
         sys.stderr.write(
@@ -220,7 +220,7 @@ class GuestSafetyTest(base.FunctionalTestCase):
         volume = self.volumes[0]
         snapshot_id, expected = self.delete(volume, kind)
         while snapshot_id not in self.reporter.times:
-            self.assertNotIn(self.operation(snapshot_id)['state'],
+            self.assertNotIn(self.operation(snapshot_id).state,
                              ('failed',))
             time.sleep(0.001)
         # As soon as Cinder has been told.
@@ -318,15 +318,14 @@ class OfflineMergeDurabilityTest(base.FunctionalTestCase):
         names = volume.names
         pick = {'top': names[1], 'base': names[2], None: None}
         snapshot_id = str(uuid.uuid4())
-        self.manager.accept(None, {
-            'kind': 'delete', 'volume_id': volume.volume_id,
-            'snapshot_id': snapshot_id,
-            'file_to_merge': pick[file_to_merge],
-            'merge_target_file': pick[merge_target_file]})
+        self.manager.accept(None, objects.DeleteRequest(
+            volume_id=volume.volume_id, snapshot_id=snapshot_id,
+            file_to_merge=pick[file_to_merge],
+            merge_target_file=pick[merge_target_file]))
         self.assertTrue(self.manager.wait_idle(120))
         op = self.manager.query(None, snapshot_id)[-1]
-        self.assertEqual(('succeeded', None), (op['state'], op['error']))
-        volume.names = op['chain']
+        self.assertEqual(('succeeded', None), (op.state, op.error))
+        volume.names = op.chain
         volume.check()
         runs = []
         for name in sorted(os.listdir(self.traces)):

@@ -6,6 +6,7 @@ import time
 
 from snapdriver.drivers import fake
 from snapdriver import exception
+from snapdriver import objects
 from snapdriver.operations import manager as manager_mod
 from snapdriver.tests import base
 from snapdriver.tests import contract
@@ -42,23 +43,23 @@ class TestManager(base.TestCase):
         self.addCleanup(self.driver.gate.set)
 
     def _delete(self, volume, snapshot_id, top, base_name):
-        return self.manager.accept(None, {
-            'kind': 'delete', 'volume_id': volume, 'snapshot_id': snapshot_id,
-            'file_to_merge': top, 'merge_target_file': base_name})
+        return self.manager.accept(None, objects.DeleteRequest(
+            volume_id=volume, snapshot_id=snapshot_id, file_to_merge=top,
+            merge_target_file=base_name))
 
     def _wait_for_state(self, snapshot_id, state):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if self.manager.query(None, snapshot_id)[0]['state'] == state:
+            if self.manager.query(None, snapshot_id)[0].state == state:
                 return
             time.sleep(0.005)
         self.fail('%s never reached %s' % (snapshot_id, state))
 
     def test_one_volume_runs_in_order(self):
-        self.assertEqual('queued', self._delete('v1', 's1', 'b', 'c')['state'])
+        self.assertEqual('queued', self._delete('v1', 's1', 'b', 'c').state)
         self._delete('v1', 's2', 'c', 'd')
         self._wait_for_state('s1', 'running')
-        self.assertEqual('queued', self.manager.query(None, 's2')[0]['state'])
+        self.assertEqual('queued', self.manager.query(None, 's2')[0].state)
         self.driver.gate.set()
         self.assertTrue(self.manager.wait_idle(10))
         self.assertEqual(['s1', 's2'], self.driver.order)
@@ -71,8 +72,8 @@ class TestManager(base.TestCase):
         self.driver.gate.set()
         self.assertTrue(self.manager.wait_idle(10))
         [late] = self.manager.query(None, 's2')
-        self.assertEqual('failed', late['state'])
-        self.assertIn("'b' is not in the backing chain", late['error'])
+        self.assertEqual('failed', late.state)
+        self.assertIn("'b' is not in the backing chain", late.error)
         self.assertEqual([('s1', 'deleting', '90%'),
                           ('s2', 'error_deleting', '90%')],
                          self.reporter.reports)
@@ -113,12 +114,12 @@ class TestManager(base.TestCase):
             {'target': 'vda', 'serial': 'vf', 'directory': '/d',
              'chain': ['a', 'b'], 'fail': ['create']}]})
         self.driver.add_file('vf', 'new', backing='a')
-        self.manager.accept(None, {'kind': 'create', 'volume_id': 'vf',
-                                   'snapshot_id': 'sf', 'new_file': 'new'})
+        self.manager.accept(None, objects.CreateRequest(
+            volume_id='vf', snapshot_id='sf', new_file='new'))
         self.assertTrue(self.manager.wait_idle(10))
         [operation] = self.manager.query(None, 'sf')
-        self.assertEqual('failed', operation['state'])
-        self.assertIn('told to fail create', operation['error'])
+        self.assertEqual('failed', operation.state)
+        self.assertIn('told to fail create', operation.error)
         self.assertEqual([('sf', 'error', '90%')], self.reporter.reports)
 
     def test_unexpected_driver_error_is_reported(self):
@@ -131,21 +132,8 @@ class TestManager(base.TestCase):
         self.assertTrue(self.manager.wait_idle(10))
         [operation] = self.manager.query(None, 's1')
         self.assertIn('unexpected RuntimeError in the fake driver: boom',
-                      operation['error'])
+                      operation.error)
         self.assertEqual('error_deleting', self.reporter.reports[0][1])
-
-    def test_reporter_failure_is_recorded(self):
-        self.driver.gate.set()
-
-        def refuse(*args, **kwargs):
-            raise IOError('cinder unreachable')
-        self.reporter.report = refuse
-        self._delete('v1', 's1', 'b', 'c')
-        self.assertTrue(self.manager.wait_idle(10))
-        [operation] = self.manager.query(None, 's1')
-        self.assertEqual('pending', operation['status_report']['delivery'])
-        self.assertIn('cinder unreachable',
-                      operation['status_report']['detail'])
 
     def test_capabilities_are_checked_before_anything(self):
         self.driver.gate.set()
@@ -180,26 +168,38 @@ class TestManager(base.TestCase):
         self._wait_for_state('s1', 'running')
         self.driver.gate.set()
         self.manager.stop()
-        self.assertEqual('queued', self.manager.query(None, 's2')[0]['state'])
+        self.assertEqual('queued', self.manager.query(None, 's2')[0].state)
         self.assertEqual('succeeded',
-                         self.manager.query(None, 's1')[0]['state'])
+                         self.manager.query(None, 's1')[0].state)
+
+    def test_unknown_snapshot(self):
+        self.assertRaises(exception.OperationNotFound, self.manager.query,
+                          None, 'nope')
+
+    def test_reporter_failure_is_recorded(self):
+        self.driver.gate.set()
+
+        def refuse(*args, **kwargs):
+            raise IOError('cinder unreachable')
+        self.reporter.report = refuse
+        self._delete('v1', 's1', 'b', 'c')
+        self.assertTrue(self.manager.wait_idle(10))
+        [operation] = self.manager.query(None, 's1')
+        self.assertEqual('pending', operation.status_report.delivery)
+        self.assertIn('cinder unreachable', operation.status_report.detail)
 
     def test_credentials_are_dropped_once_reported(self):
         from snapdriver import context
         self.driver.gate.set()
         caller = context.RequestContext(user_id='u', project_id='p',
                                         auth_token='secret-token')
-        accepted = self.manager.accept(caller, {
-            'kind': 'delete', 'volume_id': 'v1', 'snapshot_id': 's1',
-            'file_to_merge': 'b', 'merge_target_file': 'c'})
+        accepted = self.manager.accept(caller, objects.DeleteRequest(
+            volume_id='v1', snapshot_id='s1', file_to_merge='b',
+            merge_target_file='c'))
         self.assertTrue(self.manager.wait_idle(10))
-        row = self.manager.journal.get(accepted['id'])
+        row = self.manager.journal.get(accepted.id)
         self.assertIsNone(row['context']['auth_token'])
         self.assertEqual('u', row['context']['user'])
-
-    def test_unknown_snapshot(self):
-        self.assertRaises(exception.OperationNotFound, self.manager.query,
-                          None, 'nope')
 
     def test_history_is_bounded(self):
         self.driver.gate.set()
@@ -210,9 +210,8 @@ class TestManager(base.TestCase):
             self.driver.add_file('v2', 'n%d' % i,
                                  backing=self.driver.locate_disk('v2')
                                  .active.name)
-            manager.accept(None, {'kind': 'create', 'volume_id': 'v2',
-                                  'snapshot_id': 's%d' % i,
-                                  'new_file': 'n%d' % i})
+            manager.accept(None, objects.CreateRequest(
+                volume_id='v2', snapshot_id='s%d' % i, new_file='n%d' % i))
             self.assertTrue(manager.wait_idle(10))
         self.assertRaises(exception.OperationNotFound, manager.query, None,
                           's0')
@@ -232,7 +231,7 @@ class TestLanes(base.TestCase):
 
         class SlowMerges(fake.FakeDriver):
             def _apply(self, plan):
-                if plan.kind != 'create':
+                if plan.kind != objects.CREATE:
                     test.merging.set()
                     test.release.wait(10)
                 return super()._apply(plan)
@@ -251,22 +250,21 @@ class TestLanes(base.TestCase):
 
     def test_create_passes_merges_of_other_volumes(self):
         for volume, snapshot_id in (('v1', 's1'), ('v2', 's2')):
-            self.manager.accept(None, {
-                'kind': 'delete', 'volume_id': volume,
-                'snapshot_id': snapshot_id, 'file_to_merge': 'b',
-                'merge_target_file': 'c'})
+            self.manager.accept(None, objects.DeleteRequest(
+                volume_id=volume, snapshot_id=snapshot_id,
+                file_to_merge='b', merge_target_file='c'))
         self.assertTrue(self.merging.wait(10))
-        self.manager.accept(None, {'kind': 'create', 'volume_id': 'v3',
-                                   'snapshot_id': 's3', 'new_file': 'new'})
+        self.manager.accept(None, objects.CreateRequest(
+            volume_id='v3', snapshot_id='s3', new_file='new'))
         deadline = time.monotonic() + 10
-        while self.manager.query(None, 's3')[0]['state'] != 'succeeded':
+        while self.manager.query(None, 's3')[0].state != 'succeeded':
             if time.monotonic() > deadline:
                 self.fail('the create waited behind the merges')
             time.sleep(0.005)
         # The only merge worker is still busy with s1; s2 waits for it.
-        self.assertEqual('running', self.manager.query(None, 's1')[0]['state'])
-        self.assertEqual('queued', self.manager.query(None, 's2')[0]['state'])
+        self.assertEqual('running', self.manager.query(None, 's1')[0].state)
+        self.assertEqual('queued', self.manager.query(None, 's2')[0].state)
         self.release.set()
         self.assertTrue(self.manager.wait_idle(10))
         self.assertEqual(['succeeded'] * 2, [
-            self.manager.query(None, s)[0]['state'] for s in ('s1', 's2')])
+            self.manager.query(None, s)[0].state for s in ('s1', 's2')])

@@ -6,6 +6,7 @@ import fixtures
 
 from snapdriver.drivers import fake
 from snapdriver import exception
+from snapdriver import objects
 from snapdriver.operations import journal as journal_mod
 from snapdriver.operations import manager as manager_mod
 from snapdriver.operations import reporter as reporter_mod
@@ -35,9 +36,8 @@ class TestRecovery(base.TestCase):
         return manager, reporter
 
     def _create(self, manager, snapshot_id='s', new_file='new'):
-        return manager.accept(None, {'kind': 'create', 'volume_id': 'v',
-                                     'snapshot_id': snapshot_id,
-                                     'new_file': new_file})
+        return manager.accept(None, objects.CreateRequest(
+            volume_id='v', snapshot_id=snapshot_id, new_file=new_file))
 
     def test_operations_survive_a_restart(self):
         first, _ = self._manager()
@@ -45,8 +45,8 @@ class TestRecovery(base.TestCase):
         self.assertTrue(first.wait_idle(10))
         second, _ = self._manager()
         [operation] = second.query(None, 's')
-        self.assertEqual('succeeded', operation['state'])
-        self.assertEqual(['new', 'a', 'b', 'c'], operation['chain'])
+        self.assertEqual('succeeded', operation.state)
+        self.assertEqual(['new', 'a', 'b', 'c'], operation.chain)
         self.assertEqual(0, second.recover())
 
     def test_queued_operation_runs_after_restart(self):
@@ -60,18 +60,43 @@ class TestRecovery(base.TestCase):
                          self.driver.locate_disk('v').names)
         self.assertEqual([('s', 'creating', '90%')], reporter.reports)
 
+    def test_rows_written_before_requests_were_typed(self):
+        # The request as the controller used to journal it.
+        old = {'kind': 'create', 'volume_id': 'v', 'snapshot_id': 's',
+               'new_file': 'new'}
+        first, _ = self._manager()
+        first.journal.add({
+            'id': 'op', 'snapshot_id': 's', 'volume_id': 'v',
+            'kind': 'create', 'request': old, 'guest': 'g', 'disk': 'vda',
+            'state': 'queued', 'chain_before': ['a', 'b', 'c'],
+            'expected_chain': ['new', 'a', 'b', 'c'], 'report_attempts': 0,
+            'created_at': journal_mod.utcnow()})
+        second, reporter = self._manager()
+        self.assertEqual(1, second.recover())
+        self.assertTrue(second.wait_idle(10))
+        self.assertEqual([('s', 'creating', '90%')], reporter.reports)
+        [operation] = second.query(None, 's')
+        self.assertEqual(old, operation.to_dict()['request'])
+        # A repeat is recognised as one.
+        self.assertEqual('op', self._create(second).id)
+        error = self.assertRaises(exception.DuplicateRequest, self._create,
+                                  second, new_file='other')
+        self.assertIn("with different parameters: {'kind': 'create', "
+                      "'volume_id': 'v', 'snapshot_id': 's', "
+                      "'new_file': 'new'}.", str(error))
+
     def test_running_operation_whose_work_was_done(self):
         first, _ = self._manager()
         first._enqueue = lambda row: None
         accepted = self._create(first)
         # The driver did its work; the process died before journalling it.
-        first.journal.update(accepted['id'], state=manager_mod.RUNNING)
-        self.driver.create_snapshot(first._plan(accepted['request']))
+        first.journal.update(accepted.id, state=objects.RUNNING)
+        self.driver.create_snapshot(first._plan(accepted.request))
         second, reporter = self._manager()
         second.recover()
         self.assertTrue(second.wait_idle(10))
         [operation] = second.query(None, 's')
-        self.assertEqual('succeeded', operation['state'])
+        self.assertEqual('succeeded', operation.state)
         self.assertEqual([('s', 'creating', '90%')], reporter.reports)
         # Not snapshotted twice.
         self.assertEqual(['new', 'a', 'b', 'c'],
@@ -81,7 +106,7 @@ class TestRecovery(base.TestCase):
         first, _ = self._manager()
         first._enqueue = lambda row: None
         accepted = self._create(first)
-        first.journal.update(accepted['id'], state=manager_mod.RUNNING)
+        first.journal.update(accepted.id, state=objects.RUNNING)
         second, reporter = self._manager()
         second.recover()
         self.assertTrue(second.wait_idle(10))
@@ -92,17 +117,17 @@ class TestRecovery(base.TestCase):
     def test_running_operation_with_a_foreign_chain_fails_clearly(self):
         first, _ = self._manager()
         first._enqueue = lambda row: None
-        accepted = first.accept(None, {
-            'kind': 'delete', 'volume_id': 'v', 'snapshot_id': 's',
-            'file_to_merge': 'b', 'merge_target_file': 'c'})
-        first.journal.update(accepted['id'], state=manager_mod.RUNNING)
+        accepted = first.accept(None, objects.DeleteRequest(
+            volume_id='v', snapshot_id='s', file_to_merge='b',
+            merge_target_file='c'))
+        first.journal.update(accepted.id, state=objects.RUNNING)
         self.driver._guests[0]['disks'][0]['chain'] = ['a', 'x']
         second, reporter = self._manager()
         second.recover()
         self.assertTrue(second.wait_idle(10))
         [operation] = second.query(None, 's')
-        self.assertEqual('failed', operation['state'])
-        self.assertIn('neither the chain before', operation['error'])
+        self.assertEqual('failed', operation.state)
+        self.assertIn('neither the chain before', operation.error)
         self.assertEqual([('s', 'error_deleting', '90%')], reporter.reports)
 
     def test_undelivered_report_is_delivered_after_restart(self):
@@ -113,15 +138,14 @@ class TestRecovery(base.TestCase):
         self._create(first)
         self.assertTrue(first.wait_idle(10))
         self.assertEqual('pending',
-                         first.query(None, 's')[0]['status_report']
-                         ['delivery'])
+                         first.query(None, 's')[0].status_report.delivery)
         second, reporter = self._manager()
         self.assertEqual(1, second.recover())
         self.assertTrue(second.wait_idle(10))
         self.assertEqual([('s', 'creating', '90%')], reporter.reports)
-        report = second.query(None, 's')[0]['status_report']
+        report = second.query(None, 's')[0].status_report
         self.assertEqual(('delivered', 2),
-                         (report['delivery'], report['attempts']))
+                         (report.delivery, report.attempts))
 
     def test_repeated_create_does_not_run_twice(self):
         manager, reporter = self._manager()
@@ -129,7 +153,7 @@ class TestRecovery(base.TestCase):
         self.assertTrue(manager.wait_idle(10))
         again = self._create(manager)
         self.assertTrue(manager.wait_idle(10))
-        self.assertEqual(first['id'], again['id'])
+        self.assertEqual(first.id, again.id)
         self.assertEqual(['new', 'a', 'b', 'c'],
                          self.driver.locate_disk('v').names)
         # The outcome is reported again for the repeat.
@@ -150,15 +174,15 @@ class TestRecovery(base.TestCase):
         self._create(manager)
         self.assertTrue(manager.wait_idle(10))
         self.assertEqual(2, len(reporter.reports))
-        report = manager.query(None, 's')[0]['status_report']
-        self.assertEqual('delivered', report['delivery'])
-        self.assertIn('delivered earlier', report['detail'])
-        self.assertIn('400 status available', report['detail'])
+        report = manager.query(None, 's')[0].status_report
+        self.assertEqual('delivered', report.delivery)
+        self.assertIn('delivered earlier', report.detail)
+        self.assertIn('400 status available', report.detail)
 
     def test_repeat_with_other_parameters_conflicts(self):
         manager, _ = self._manager()
         self._create(manager)
-        error = self.assertRaises(manager_mod.DuplicateRequest,
+        error = self.assertRaises(exception.DuplicateRequest,
                                   self._create, manager, new_file='other')
         self.assertEqual(409, error.code)
 
@@ -171,7 +195,7 @@ class TestRecovery(base.TestCase):
         self._create(manager)
         self.assertTrue(manager.wait_idle(10))
         self.assertEqual(['failed', 'succeeded'],
-                         [op['state'] for op in manager.query(None, 's')])
+                         [op.state for op in manager.query(None, 's')])
         self.assertEqual(['error', 'creating'],
                          [r[1] for r in reporter.reports])
 
