@@ -10,23 +10,25 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The operation manager: validates, journals, runs and reports operations.
+"""The operation manager: accepts, queues, runs and recovers operations.
 
-Accepting is synchronous: the driver locates the disk and the chain rules
-validate the request against its current chain, so a caller gets its 400
-before anything changes; then the operation is written to the journal, and
-only then does the caller get its 200/204.
+Accepting is synchronous: the request is planned (:mod:`.planning`: the
+driver locates the disk and the chain rules validate the request against
+its current chain), so a caller gets its 400 before anything changes; then
+the operation is written to the journal, and only then does the caller get
+its 200/204.
 
 Running is not: each volume has a queue, operations on one volume run one
 at a time in the order accepted, and operations on different volumes run
 in parallel, creates and merges on bounded pools of their own (a create
 never waits behind another volume's merge, which can take hours). Just
-before it runs, an operation is validated again against the chain as it is
-then (an earlier operation on the volume may have changed it). Every step
+before it runs, an operation is planned again against the chain as it is
+then, unless nothing ran on its volume since it was accepted. Every step
 is journalled first.
 
-The outcome goes to the status reporter, with Cinder's status value, on a
-pool of its own so that a slow Cinder does not hold up the next operation.
+The outcome goes to the status reporter, with Cinder's status value,
+through :mod:`.delivery`, on a pool of its own so that a slow Cinder does
+not hold up the next operation.
 
 After a restart, :meth:`OperationManager.recover` takes up every operation
 the journal shows unfinished: queued ones run; one that was running is
@@ -45,12 +47,12 @@ import uuid
 
 from oslo_log import log
 
-from snapdriver import chain
 from snapdriver import context as context_mod
 from snapdriver import exception
 from snapdriver import objects
+from snapdriver.operations import delivery as delivery_mod
 from snapdriver.operations import journal as journal_mod
-from snapdriver.operations import reporter as reporter_mod
+from snapdriver.operations import planning
 
 LOG = log.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class OperationManager:
     :param create_workers: creates that may run at once (different
         volumes), beside the merges.
     :param history: finished, reported operations kept in the journal.
+    :param report_workers: status reports that may be sent at once.
     """
 
     def __init__(self, driver, reporter, journal=None, workers=8,
@@ -73,70 +76,24 @@ class OperationManager:
         self.driver = driver
         self.reporter = reporter
         self.journal = journal or journal_mod.Journal('sqlite://')
-        self._history = history
-        # Forgetting old operations is a scan: done now and then, not after
-        # every report; the journal keeps at most a tenth more meanwhile.
-        self._trim_every = max(1, min(50, history // 10))
-        self._delivered = 0
-        # A lane per kind of work: (operation kind) -> pool.
+        self._planner = planning.Planner(driver)
+        self._plans = planning.PlanCache()
+        # A lane per kind of work: creates never wait behind merges.
         self._merge_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix='snapdriver-merge')
         self._create_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=create_workers, thread_name_prefix='snapdriver-create')
-        self._report_pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=report_workers, thread_name_prefix='snapdriver-rep')
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._delivery = delivery_mod.ReportDelivery(
+            self.journal, reporter, self._idle, workers=report_workers,
+            history=history)
         self._queues = collections.defaultdict(collections.deque)
         self._busy = set()
-        self._reporting = 0
         self._stopping = False
-        # The plan made when an operation was accepted, and the volume's
-        # generation then: if no other operation ran on the volume since,
-        # the plan still holds and is not made again (the driver checks the
-        # chain once more right before it acts). Lost on restart: recovered
-        # operations are planned afresh.
-        self._plans = {}
-        self._generations = collections.defaultdict(int)
         # Serialises accepts of one snapshot id (idempotency check, then
         # insert), without serialising unrelated accepts.
         self._accept_locks = [threading.Lock() for _ in range(64)]
-
-    # Pre-flight: the same checks at accept time and at run time.
-
-    def _plan(self, request):
-        for field, value in request.file_names():
-            chain.check_file_name(field, value)
-        disk = self.driver.locate_disk(request.volume_id)
-        if request.action == objects.CREATE:
-            overlay = self.driver.inspect_overlay(disk, request.new_file)
-            plan = chain.plan_create(disk, request.snapshot_id,
-                                     request.new_file, overlay)
-        else:
-            plan = chain.plan_delete(disk, request.snapshot_id,
-                                     request.file_to_merge,
-                                     request.merge_target_file)
-        self._check_supported(plan)
-        self.driver.check_plan(plan)
-        return plan
-
-    def _check_supported(self, plan):
-        caps = self.driver.capabilities()
-        disk = plan.disk
-        if plan.kind == objects.CREATE:
-            supported, what = caps.create, 'create snapshots'
-        elif disk.running:
-            supported = caps.pull if plan.kind == objects.PULL else caps.commit
-            what = 'merge by block %s' % plan.kind
-        else:
-            supported = (caps.offline_pull if plan.kind == objects.PULL
-                         else caps.offline_commit)
-            what = 'merge by %s while the guest is not running' % plan.kind
-        if supported and disk.source_type == 'network':
-            supported, what = caps.network_disks, 'work on network disks'
-        if not supported:
-            raise exception.OperationNotSupported(driver=self.driver.name,
-                                                  operation=what)
 
     # The narrow interface: accept and query.
 
@@ -157,11 +114,8 @@ class OperationManager:
             existing = self._find_repeat(context, request)
             if existing is not None:
                 return existing
-            with self._lock:
-                # Read before planning: an operation that ends meanwhile
-                # makes the plan stale, and must make it look stale.
-                generation = self._generations[request.volume_id]
-            plan = self._plan(request)
+            generation = self._plans.generation(request.volume_id)
+            plan = self._planner.plan(request)
             row = self.journal.add({
                 'id': str(uuid.uuid4()),
                 'snapshot_id': request.snapshot_id,
@@ -177,8 +131,7 @@ class OperationManager:
                 'report_attempts': 0,
                 'created_at': journal_mod.utcnow(),
             })
-        with self._lock:
-            self._plans[row['id']] = (plan, generation)
+        self._plans.keep(row['id'], plan, generation)
         LOG.info("Accepted %s of snapshot %s on disk %s of guest %s "
                  "(operation %s)", row['kind'], row['snapshot_id'],
                  row['disk'], row['guest'], row['id'])
@@ -218,7 +171,7 @@ class OperationManager:
                 # again with this caller's.
                 if context is not None:
                     self.journal.update(row['id'], context=context.to_dict())
-                self._schedule_report(row['id'])
+                self._delivery.schedule(row['id'])
             return objects.OperationView.from_row(row)
         return None
 
@@ -235,7 +188,7 @@ class OperationManager:
                 LOG.info("Recovery: delivering the %s report of snapshot "
                          "%s (operation %s)", row['status'],
                          row['snapshot_id'], row['id'])
-                self._schedule_report(row['id'])
+                self._delivery.schedule(row['id'])
             else:
                 LOG.info("Recovery: resuming %s %s of snapshot %s "
                          "(operation %s)", row['state'], row['kind'],
@@ -252,7 +205,8 @@ class OperationManager:
         """
         with self._idle:
             return self._idle.wait_for(
-                lambda: not self._busy and not self._reporting, timeout)
+                lambda: not self._busy and not self._delivery.in_flight,
+                timeout)
 
     def stop(self, wait=True):
         """Stop taking up work.
@@ -263,11 +217,12 @@ class OperationManager:
         caller may exit at once (a block job goes on in QEMU, and the next
         start settles it).
         """
+        self._delivery.close()
         with self._lock:
             self._stopping = True
         self._create_pool.shutdown(wait=wait, cancel_futures=True)
         self._merge_pool.shutdown(wait=wait, cancel_futures=True)
-        self._report_pool.shutdown(wait=wait, cancel_futures=True)
+        self._delivery.shutdown(wait=wait)
 
     # Background work.
 
@@ -303,8 +258,8 @@ class OperationManager:
             # _run journals every failure; this guards the queue.
             LOG.exception("Operation %s crashed", operation_id)
         finally:
+            self._plans.volume_changed(volume_id)
             with self._lock:
-                self._generations[volume_id] += 1
                 self._submit_next(volume_id)
 
     def _run(self, row):
@@ -326,15 +281,13 @@ class OperationManager:
                          % (type(e).__name__, self.driver.name, e))
         else:
             self._finish(row, objects.SUCCEEDED, chain_after=list(result))
-        self._schedule_report(row['id'])
+        self._delivery.schedule(row['id'])
 
     def _execute(self, row):
-        with self._lock:
-            plan, generation = self._plans.pop(row['id'], (None, None))
-            if generation != self._generations[row['volume_id']]:
-                plan = None
+        plan = self._plans.take(row['id'], row['volume_id'])
         if plan is None:
-            plan = self._plan(objects.Request.from_dict(row['request']))
+            plan = self._planner.plan(
+                objects.Request.from_dict(row['request']))
         row.update(chain_before=plan.disk.names,
                    expected_chain=list(plan.expected_chain))
         self.journal.update(row['id'], state=objects.RUNNING,
@@ -389,66 +342,3 @@ class OperationManager:
             LOG.info("%s of snapshot %s done; chain of %s is now %s",
                      row['kind'], row['snapshot_id'], row['disk'],
                      ' -> '.join(chain_after))
-
-    def _schedule_report(self, operation_id):
-        with self._lock:
-            if self._stopping:
-                return
-            self._reporting += 1
-        self._report_pool.submit(self._deliver, operation_id)
-
-    def _deliver(self, operation_id):
-        try:
-            row = self.journal.get(operation_id)
-            context = (context_mod.RequestContext.from_dict(row['context'])
-                       if row['context'] else None)
-            before = row['report_attempts']
-
-            def retrying(attempt, reason):
-                # Visible through GET while the retries go on.
-                self.journal.update(
-                    operation_id, report_attempts=before + attempt,
-                    delivery_detail="attempt %d failed: %s; retrying"
-                    % (attempt, reason))
-
-            try:
-                delivery = self.reporter.report(
-                    context, row['snapshot_id'], row['status'],
-                    on_retry=retrying)
-            except Exception as e:
-                LOG.exception("Reporting status %s of snapshot %s failed",
-                              row['status'], row['snapshot_id'])
-                delivery = reporter_mod.Delivery(
-                    state=objects.PENDING,
-                    detail="%s: %s" % (type(e).__name__, e))
-            values = dict(delivery=delivery.state,
-                          delivery_detail=delivery.detail,
-                          report_attempts=before + delivery.attempts,
-                          reported_at=journal_mod.utcnow())
-            if (row['delivery'] == objects.DELIVERED
-                    and delivery.state != objects.DELIVERED):
-                # Reported again for a repeated request: Cinder already
-                # has this status (and may have moved on, so it refuses it
-                # now); what it got first stands.
-                values.update(delivery=objects.DELIVERED,
-                              delivery_detail="delivered earlier; reported "
-                              "again for a repeated request: %s"
-                              % delivery.detail,
-                              reported_at=row['reported_at'])
-            if delivery.state != objects.PENDING and row['context']:
-                # Nothing needs the caller's token any more.
-                values['context'] = dict(row['context'], auth_token=None,
-                                         service_token=None)
-            self.journal.update(operation_id, **values)
-            with self._lock:
-                self._delivered += 1
-                trim = self._delivered % self._trim_every == 0
-            if trim:
-                self.journal.trim(objects.FINAL, self._history)
-        except Exception:
-            LOG.exception("Delivering the report of operation %s failed",
-                          operation_id)
-        finally:
-            with self._lock:
-                self._reporting -= 1
-                self._idle.notify_all()

@@ -176,47 +176,6 @@ class TestManager(base.TestCase):
         self.assertRaises(exception.OperationNotFound, self.manager.query,
                           None, 'nope')
 
-    def test_reporter_failure_is_recorded(self):
-        self.driver.gate.set()
-
-        def refuse(*args, **kwargs):
-            raise IOError('cinder unreachable')
-        self.reporter.report = refuse
-        self._delete('v1', 's1', 'b', 'c')
-        self.assertTrue(self.manager.wait_idle(10))
-        [operation] = self.manager.query(None, 's1')
-        self.assertEqual('pending', operation.status_report.delivery)
-        self.assertIn('cinder unreachable', operation.status_report.detail)
-
-    def test_credentials_are_dropped_once_reported(self):
-        from snapdriver import context
-        self.driver.gate.set()
-        caller = context.RequestContext(user_id='u', project_id='p',
-                                        auth_token='secret-token')
-        accepted = self.manager.accept(caller, objects.DeleteRequest(
-            volume_id='v1', snapshot_id='s1', file_to_merge='b',
-            merge_target_file='c'))
-        self.assertTrue(self.manager.wait_idle(10))
-        row = self.manager.journal.get(accepted.id)
-        self.assertIsNone(row['context']['auth_token'])
-        self.assertEqual('u', row['context']['user'])
-
-    def test_history_is_bounded(self):
-        self.driver.gate.set()
-        manager = manager_mod.OperationManager(self.driver, self.reporter,
-                                               history=2)
-        self.addCleanup(manager.stop)
-        for i in range(4):
-            self.driver.add_file('v2', 'n%d' % i,
-                                 backing=self.driver.locate_disk('v2')
-                                 .active.name)
-            manager.accept(None, objects.CreateRequest(
-                volume_id='v2', snapshot_id='s%d' % i, new_file='n%d' % i))
-            self.assertTrue(manager.wait_idle(10))
-        self.assertRaises(exception.OperationNotFound, manager.query, None,
-                          's0')
-        self.assertEqual(1, len(manager.query(None, 's3')))
-
 
 class TestLanes(base.TestCase):
     """Creates have workers of their own: a create never waits behind

@@ -9,6 +9,7 @@ from snapdriver import exception
 from snapdriver import objects
 from snapdriver.operations import journal as journal_mod
 from snapdriver.operations import manager as manager_mod
+from snapdriver.operations import planning
 from snapdriver.operations import reporter as reporter_mod
 from snapdriver.tests import base
 from snapdriver.tests import contract
@@ -91,7 +92,8 @@ class TestRecovery(base.TestCase):
         accepted = self._create(first)
         # The driver did its work; the process died before journalling it.
         first.journal.update(accepted.id, state=objects.RUNNING)
-        self.driver.create_snapshot(first._plan(accepted.request))
+        self.driver.create_snapshot(
+            planning.Planner(self.driver).plan(accepted.request))
         second, reporter = self._manager()
         second.recover()
         self.assertTrue(second.wait_idle(10))

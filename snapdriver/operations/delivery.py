@@ -1,0 +1,142 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Delivery: an operation's status report, from the journal to Cinder.
+
+When an operation ends, its outcome and the Cinder status to report are
+journalled together, with delivery ``pending``. :class:`ReportDelivery`
+sends that status through the status reporter, on a pool of its own so
+that a slow or unreachable Cinder does not hold up the next operation;
+journals each failed attempt while the reporter retries (visible through
+GET); journals what became of the report; drops the caller's token once
+nothing needs it; and now and then trims the journal to the configured
+history of finished, reported operations.
+"""
+
+import concurrent.futures
+
+from oslo_log import log
+
+from snapdriver import context as context_mod
+from snapdriver import objects
+from snapdriver.operations import journal as journal_mod
+from snapdriver.operations import reporter as reporter_mod
+
+LOG = log.getLogger(__name__)
+
+
+class ReportDelivery:
+    """Sends the journalled status reports of operations.
+
+    :param journal: the :class:`snapdriver.operations.journal.Journal`.
+    :param reporter: a
+        :class:`snapdriver.operations.reporter.StatusReporter`.
+    :param idle: the manager's ``threading.Condition``: reports in flight
+        are counted under its lock, and it is notified when one is done,
+        so that the manager can wait until nothing is left to do.
+    :param workers: reports that may be sent at once.
+    :param history: finished, reported operations kept in the journal.
+    """
+
+    def __init__(self, journal, reporter, idle, workers=64, history=1000):
+        self.journal = journal
+        self.reporter = reporter
+        self._idle = idle
+        self._history = history
+        # Forgetting old operations is a scan: done now and then, not after
+        # every report; the journal keeps at most a tenth more meanwhile.
+        self._trim_every = max(1, min(50, history // 10))
+        self._delivered = 0
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix='snapdriver-rep')
+        self._closed = False
+        # Reports scheduled and not yet done; read under the idle lock.
+        self.in_flight = 0
+
+    def schedule(self, operation_id):
+        """Send the journalled report of ``operation_id`` in the
+        background; once closed, it stays pending for the next start."""
+        with self._idle:
+            if self._closed:
+                return
+            self.in_flight += 1
+        self._pool.submit(self._deliver, operation_id)
+
+    def close(self):
+        """Schedule nothing more."""
+        with self._idle:
+            self._closed = True
+
+    def shutdown(self, wait=True):
+        """Drop reports not yet started (they stay pending in the journal);
+        with ``wait``, wait for those being sent."""
+        self.close()
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+    def _deliver(self, operation_id):
+        try:
+            self._send(operation_id)
+            with self._idle:
+                self._delivered += 1
+                trim = self._delivered % self._trim_every == 0
+            if trim:
+                self.journal.trim(objects.FINAL, self._history)
+        except Exception:
+            LOG.exception("Delivering the report of operation %s failed",
+                          operation_id)
+        finally:
+            with self._idle:
+                self.in_flight -= 1
+                self._idle.notify_all()
+
+    def _send(self, operation_id):
+        row = self.journal.get(operation_id)
+        context = (context_mod.RequestContext.from_dict(row['context'])
+                   if row['context'] else None)
+        before = row['report_attempts']
+
+        def retrying(attempt, reason):
+            # Visible through GET while the retries go on.
+            self.journal.update(
+                operation_id, report_attempts=before + attempt,
+                delivery_detail="attempt %d failed: %s; retrying"
+                % (attempt, reason))
+
+        try:
+            delivery = self.reporter.report(
+                context, row['snapshot_id'], row['status'],
+                on_retry=retrying)
+        except Exception as e:
+            LOG.exception("Reporting status %s of snapshot %s failed",
+                          row['status'], row['snapshot_id'])
+            delivery = reporter_mod.Delivery(
+                state=objects.PENDING,
+                detail="%s: %s" % (type(e).__name__, e))
+        values = dict(delivery=delivery.state,
+                      delivery_detail=delivery.detail,
+                      report_attempts=before + delivery.attempts,
+                      reported_at=journal_mod.utcnow())
+        if (row['delivery'] == objects.DELIVERED
+                and delivery.state != objects.DELIVERED):
+            # Reported again for a repeated request: Cinder already has
+            # this status (and may have moved on, so it refuses it now);
+            # what it got first stands.
+            values.update(delivery=objects.DELIVERED,
+                          delivery_detail="delivered earlier; reported "
+                          "again for a repeated request: %s"
+                          % delivery.detail,
+                          reported_at=row['reported_at'])
+        if delivery.state != objects.PENDING and row['context']:
+            # Nothing needs the caller's token any more.
+            values['context'] = dict(row['context'], auth_token=None,
+                                     service_token=None)
+        self.journal.update(operation_id, **values)

@@ -1,0 +1,126 @@
+"""Status report delivery: failures recorded, tokens dropped, history
+trimmed."""
+
+import threading
+
+from snapdriver import context
+from snapdriver.drivers import fake
+from snapdriver import exception
+from snapdriver import objects
+from snapdriver.operations import delivery as delivery_mod
+from snapdriver.operations import journal as journal_mod
+from snapdriver.operations import manager as manager_mod
+from snapdriver.operations import reporter as reporter_mod
+from snapdriver.tests import base
+from snapdriver.tests import contract
+
+
+class TestDeliveryThroughTheManager(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.driver = fake.FakeDriver()
+        self.driver.name = 'fake'
+        for volume in ('v1', 'v2'):
+            self.driver.add_guest({'name': 'g-' + volume, 'disks': [
+                {'target': 'vda', 'serial': volume, 'directory': '/d',
+                 'chain': ['a', 'b', 'c', 'd']}]})
+        self.reporter = contract.RecordingReporter()
+        self.manager = manager_mod.OperationManager(self.driver,
+                                                    self.reporter)
+        self.addCleanup(self.manager.stop)
+
+    def _delete(self, caller=None):
+        return self.manager.accept(caller, objects.DeleteRequest(
+            volume_id='v1', snapshot_id='s1', file_to_merge='b',
+            merge_target_file='c'))
+
+    def test_reporter_failure_is_recorded(self):
+        def refuse(*args, **kwargs):
+            raise IOError('cinder unreachable')
+        self.reporter.report = refuse
+        self._delete()
+        self.assertTrue(self.manager.wait_idle(10))
+        [operation] = self.manager.query(None, 's1')
+        self.assertEqual('pending', operation.status_report.delivery)
+        self.assertIn('cinder unreachable', operation.status_report.detail)
+
+    def test_credentials_are_dropped_once_reported(self):
+        caller = context.RequestContext(user_id='u', project_id='p',
+                                        auth_token='secret-token')
+        accepted = self._delete(caller)
+        self.assertTrue(self.manager.wait_idle(10))
+        row = self.manager.journal.get(accepted.id)
+        self.assertIsNone(row['context']['auth_token'])
+        self.assertEqual('u', row['context']['user'])
+
+    def test_history_is_bounded(self):
+        manager = manager_mod.OperationManager(self.driver, self.reporter,
+                                               history=2)
+        self.addCleanup(manager.stop)
+        for i in range(4):
+            self.driver.add_file('v2', 'n%d' % i,
+                                 backing=self.driver.locate_disk('v2')
+                                 .active.name)
+            manager.accept(None, objects.CreateRequest(
+                volume_id='v2', snapshot_id='s%d' % i, new_file='n%d' % i))
+            self.assertTrue(manager.wait_idle(10))
+        self.assertRaises(exception.OperationNotFound, manager.query, None,
+                          's0')
+        self.assertEqual(1, len(manager.query(None, 's3')))
+
+
+class TestReportDelivery(base.TestCase):
+    """ReportDelivery on its own, over a journal row in state final."""
+
+    def setUp(self):
+        super().setUp()
+        self.journal = journal_mod.Journal('sqlite://')
+        self.idle = threading.Condition()
+        self.row = self.journal.add({
+            'id': 'op', 'snapshot_id': 's', 'volume_id': 'v',
+            'kind': objects.CREATE, 'state': objects.SUCCEEDED,
+            'request': objects.CreateRequest('v', 's', 'n').to_dict(),
+            'status': objects.CREATING, 'delivery': objects.PENDING,
+            'report_attempts': 0, 'created_at': journal_mod.utcnow()})
+
+    def _deliver(self, reporter):
+        delivery = delivery_mod.ReportDelivery(self.journal, reporter,
+                                               self.idle, workers=1)
+        self.addCleanup(delivery.shutdown)
+        delivery.schedule('op')
+        with self.idle:
+            self.assertTrue(self.idle.wait_for(
+                lambda: not delivery.in_flight, 10))
+        return delivery
+
+    def test_retries_are_visible_and_counted(self):
+        seen = []
+        journal = self.journal
+
+        class Flaky(contract.RecordingReporter):
+            def report(self, context, snapshot_id, status, on_retry=None,
+                       **kwargs):
+                on_retry(1, 'Cinder answered 503')
+                seen.append(journal.get('op')['delivery_detail'])
+                super().report(context, snapshot_id, status)
+                return reporter_mod.Delivery(objects.DELIVERED, 'ok', 2)
+
+        self._deliver(Flaky())
+        self.assertEqual(
+            ['attempt 1 failed: Cinder answered 503; retrying'], seen)
+        row = self.journal.get('op')
+        self.assertEqual((objects.DELIVERED, 'ok', 2),
+                         (row['delivery'], row['delivery_detail'],
+                          row['report_attempts']))
+        self.assertIsNotNone(row['reported_at'])
+
+    def test_nothing_is_scheduled_once_closed(self):
+        reporter = contract.RecordingReporter()
+        delivery = delivery_mod.ReportDelivery(self.journal, reporter,
+                                               self.idle)
+        delivery.shutdown()
+        delivery.schedule('op')
+        self.assertEqual(0, delivery.in_flight)
+        self.assertEqual([], reporter.reports)
+        self.assertEqual(objects.PENDING, self.journal.get('op')['delivery'])
