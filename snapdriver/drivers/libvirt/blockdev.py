@@ -63,9 +63,10 @@ class BlockDevice:
     :param host: the :class:`snapdriver.drivers.libvirt.host.Host`.
     :param tracker: the :class:`blockjob.BlockJobTracker` that the host's
         block job events reach.
-    :param location: the located disk (:class:`snapdriver.chain.
-        DiskLocation`): its guest (by UUID), its target dev, and the chain
-        whose names :meth:`pull` and :meth:`commit` take.
+    :param location: the located disk, a
+        :class:`snapdriver.chain.DiskLocation`: its guest (by UUID), its
+        target dev, and the chain whose names :meth:`pull` and
+        :meth:`commit` take.
     :param dom: the guest's libvirt domain, on which :meth:`pull` and
         :meth:`commit` start a job (the one the chain was just read from).
         Everything else looks the guest up afresh, so that a job that
