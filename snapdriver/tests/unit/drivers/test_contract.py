@@ -1,16 +1,15 @@
 """The driver contract suite against the fake driver and every stub."""
 
 from snapdriver.drivers import fake
-from snapdriver.drivers import loader
+from snapdriver import testing
 from snapdriver.tests import base
-from snapdriver.tests import contract
 
 
-class FakeHost(contract.Host):
+class FakeHost(testing.Host):
 
     def __init__(self):
         # Through stevedore, as the service loads it.
-        self._driver = loader.load('fake')
+        self._driver = testing.load_driver('fake')
 
     def driver(self):
         return self._driver
@@ -31,21 +30,21 @@ class FakeHost(contract.Host):
         self._driver.add_file(volume_id, name, fmt=fmt, backing=backing)
 
 
-class TestFakeDriverContract(contract.DriverContractTests, base.TestCase):
+class TestFakeDriverContract(testing.DriverContractTests, base.TestCase):
 
     def make_host(self):
         return FakeHost()
 
 
 def _stub_case(name):
-    class StubContract(contract.UnsupportedDriverContractTests,
+    class StubContract(testing.UnsupportedDriverContractTests,
                        base.TestCase):
         driver_name = name
 
         def make_host(self):
-            driver = loader.load(name)
+            driver = testing.load_driver(name)
 
-            class StubHost(contract.Host):
+            class StubHost(testing.Host):
                 def driver(self):
                     return driver
 
