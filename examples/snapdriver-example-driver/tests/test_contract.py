@@ -1,10 +1,10 @@
 """snapdriver's driver contract suite, run against the example driver.
 
-The suite (``snapdriver.tests.contract``) is the one snapdriver's own fake
-and libvirt drivers run: creates, refused overlays, pulls, commits, bad
-chain references, stopped guests, all through the operation manager. A
-driver provides a ``Host`` that can attach volumes and put files beside
-them as Cinder would.
+The suite (``snapdriver.testing``, shipped with snapdriver) is the one
+snapdriver's own fake and libvirt drivers run: creates, refused overlays,
+pulls, commits, bad chain references, stopped guests, all through the
+operation manager. A driver provides a ``Host`` that can attach volumes
+and put files beside them as Cinder would.
 
 Run from this directory, with the package installed beside snapdriver::
 
@@ -17,9 +17,7 @@ import struct
 
 import fixtures
 
-from snapdriver.drivers import loader
-from snapdriver.tests import base
-from snapdriver.tests import contract
+from snapdriver import testing
 # Imported for its side effect: the [example_directory] options exist
 # before the test sets one.
 from snapdriver_example_driver import driver as example_driver  # noqa
@@ -44,7 +42,7 @@ def write_qcow2_header(path, backing=None, backing_format='qcow2'):
         f.write(header + extensions + name)
 
 
-class DirectoryHost(contract.Host):
+class DirectoryHost(testing.Host):
     """A state file and a share directory per volume, in a temporary
     directory."""
 
@@ -54,7 +52,7 @@ class DirectoryHost(contract.Host):
         self._write({'guests': []})
         test.conf.config(state_file=self.state, group='example_directory')
         # Through the entry point, as snapdriver loads it.
-        self._driver = loader.load('example_directory')
+        self._driver = testing.load_driver('example_directory')
 
     def _write(self, data):
         with open(self.state, 'w', encoding='utf-8') as f:
@@ -88,8 +86,8 @@ class DirectoryHost(contract.Host):
                 f.write(b'\0' * 4096)
 
 
-class TestDirectoryDriverContract(contract.DriverContractTests,
-                                  base.TestCase):
+class TestDirectoryDriverContract(testing.DriverContractTests,
+                                  testing.TestCase):
 
     def make_host(self):
         return DirectoryHost(self)

@@ -1,10 +1,15 @@
 """A driver from another distribution is found by its entry point name.
 
 The test writes a tiny package, ``snapdriver-thirdparty``, whose only tie
-to snapdriver is the ``snapdriver.drivers`` entry point in its setup.cfg;
-pip builds and installs it into a temporary directory (offline, no
-index), and processes that have that directory on PYTHONPATH load it by
-name: the loader, and the console script serving a create with it.
+to snapdriver is the ``snapdriver.drivers`` entry point in its setup.cfg
+(and its import of the driver kit); pip builds and installs it into a
+temporary directory (offline, no index), and processes that have that
+directory on PYTHONPATH load it by name: the loader, and the console
+script serving a create with it.
+
+The sample package in ``examples/snapdriver-example-driver`` runs its own
+tests against the installed snapdriver: the contract suite comes from
+``snapdriver.testing``, never from snapdriver's test tree.
 
 The package builds with a PEP 517 backend of its own, in the standard
 library only: setuptools cannot build a wheel without the ``wheel``
@@ -20,9 +25,15 @@ import subprocess
 import sys
 import textwrap
 
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    tomllib = None
+
 import fixtures
 from testtools import content
 
+from snapdriver import testing
 from snapdriver.tests import base
 from snapdriver.tests.functional import server
 
@@ -117,26 +128,25 @@ def build_wheel(wheel_directory, config_settings=None,
 DRIVER = '''\
 """A third party's snapdriver driver: one guest, one disk, any volume."""
 
-from snapdriver import chain
-from snapdriver.drivers import base
+from snapdriver.drivers import kit
 
 
-class Driver(base.BaseDriver):
+class Driver(kit.BaseDriver):
 
     def capabilities(self):
-        return base.Capabilities(create=True)
+        return kit.Capabilities(create=True)
 
     def locate_disk(self, volume_id):
-        return chain.DiskLocation(
+        return kit.DiskLocation(
             volume_id=volume_id, guest=%(guest)r, target='sdz',
             running=True, directory='/srv/thirdparty',
-            chain=(chain.ChainEntry(name='tp-base',
-                                    path='/srv/thirdparty/tp-base'),))
+            chain=(kit.ChainEntry(name='tp-base',
+                                  path='/srv/thirdparty/tp-base'),))
 
     def inspect_overlay(self, disk, new_file):
-        return chain.OverlayInfo(name=new_file, exists=True, fmt='qcow2',
-                                 backing=disk.active.name,
-                                 backing_fmt=disk.active.fmt)
+        return kit.OverlayInfo(name=new_file, exists=True, fmt='qcow2',
+                               backing=disk.active.name,
+                               backing_fmt=disk.active.fmt)
 
     def create_snapshot(self, plan):
         return list(plan.expected_chain)
@@ -278,3 +288,72 @@ class ThirdPartyDriverTest(base.FunctionalTestCase):
         self.assertIn(ENTRY_POINT_NAME, output)
         for name in result['installed']:
             self.assertIn(name, output)
+
+
+EXAMPLE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))),
+    'examples', 'snapdriver-example-driver')
+
+#: Runs the example's tests as its README says (unittest discover), with
+#: snapdriver's own test tree out of reach.
+RUN_EXAMPLE_TESTS = """\
+import sys
+import unittest
+
+
+class NoTestTree:
+    def find_spec(self, name, path=None, target=None):
+        if name == 'snapdriver.tests' or name.startswith('snapdriver.tests.'):
+            raise ImportError('%s is not for drivers: use snapdriver.testing'
+                              % name)
+        return None
+
+
+sys.meta_path.insert(0, NoTestTree())
+unittest.main(module=None,
+              argv=['unittest', 'discover', '-v', '-s', 'tests', '-t', '.'])
+"""
+
+
+class ExampleDriverTest(base.FunctionalTestCase):
+    """The sample out-of-tree driver passes the contract suite."""
+
+    def install_entry_points(self):
+        """What installing the example gives snapdriver to find: its
+        distribution's metadata with the entry points of its
+        pyproject.toml, in a directory for PYTHONPATH."""
+        if tomllib is None:
+            self.skipTest('reading pyproject.toml needs Python 3.11')
+        with open(os.path.join(EXAMPLE, 'pyproject.toml'), 'rb') as f:
+            project = tomllib.load(f)['project']
+        site = self.useFixture(fixtures.TempDir()).path
+        info = os.path.join(site, '%s-%s.dist-info' % (
+            project['name'].replace('-', '_'), project['version']))
+        os.makedirs(info)
+        with open(os.path.join(info, 'METADATA'), 'w') as f:
+            f.write('Metadata-Version: 2.1\nName: %s\nVersion: %s\n'
+                    % (project['name'], project['version']))
+        with open(os.path.join(info, 'entry_points.txt'), 'w') as f:
+            for group, points in project['entry-points'].items():
+                f.write('[%s]\n' % group)
+                f.writelines('%s = %s\n' % item for item in points.items())
+                f.write('\n')
+        return site
+
+    def test_contract_suite_passes(self):
+        site = self.install_entry_points()
+        env = dict(os.environ,
+                   PYTHONPATH=os.pathsep.join([EXAMPLE, site]))
+        done = subprocess.run(
+            [sys.executable, '-c', RUN_EXAMPLE_TESTS],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, env=env, cwd=EXAMPLE, timeout=300)
+        output = done.stdout.decode('utf-8', 'replace')
+        self.addDetail('example-tests', content.text_content(output))
+        self.assertEqual(0, done.returncode, output)
+        # Every test of the suite ran, none skipped.
+        contract_tests = [name for name in dir(testing.DriverContractTests)
+                          if name.startswith('test_')]
+        self.assertIn('\nRan %d tests in ' % len(contract_tests), output)
+        self.assertEqual('OK', output.strip().splitlines()[-1])

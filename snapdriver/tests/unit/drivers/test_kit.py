@@ -1,5 +1,6 @@
 """The driver kit: one import point and the checks drivers share."""
 
+import ast
 import os
 
 import fixtures
@@ -20,6 +21,57 @@ class TestExports(base.TestCase):
         self.assertIs(chain.DiskLocation, kit.DiskLocation)
         self.assertIs(exception.OperationFailed, kit.OperationFailed)
         self.assertEqual(chain.PULL, kit.PULL)
+
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__))))))
+EXAMPLE = os.path.join(TOP, 'examples', 'snapdriver-example-driver')
+
+
+def _snapdriver_imports(path):
+    """The snapdriver modules that the module at ``path`` imports."""
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read(), path)
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = ['%s.%s' % (node.module, alias.name)
+                     for alias in node.names]
+        else:
+            continue
+        found.update(name for name in names
+                     if name.split('.')[0] == 'snapdriver')
+    return found
+
+
+class TestImportPoints(base.TestCase):
+    """Out-of-tree code needs one module of snapdriver's for a driver and
+    one for its tests, and never snapdriver's own test tree."""
+
+    def test_example_driver_uses_only_the_kit(self):
+        self.assertEqual({'snapdriver.drivers.kit'}, _snapdriver_imports(
+            os.path.join(EXAMPLE, 'snapdriver_example_driver', 'driver.py')))
+
+    def test_example_tests_use_only_snapdriver_testing(self):
+        self.assertEqual({'snapdriver.testing'}, _snapdriver_imports(
+            os.path.join(EXAMPLE, 'tests', 'test_contract.py')))
+
+    def test_fake_driver_uses_the_kit(self):
+        self.assertEqual(
+            {'snapdriver.drivers.kit', 'snapdriver.conf.CONF'},
+            _snapdriver_imports(os.path.join(TOP, 'snapdriver', 'drivers',
+                                             'fake.py')))
+
+    def test_snapdriver_testing_does_not_need_the_test_tree(self):
+        directory = os.path.join(TOP, 'snapdriver', 'testing')
+        for name in os.listdir(directory):
+            if name.endswith('.py'):
+                imported = _snapdriver_imports(os.path.join(directory, name))
+                self.assertEqual(
+                    [], [m for m in imported
+                         if m.startswith('snapdriver.tests')], name)
 
 
 class TestTheOneDisk(base.TestCase):
