@@ -29,6 +29,8 @@ import time
 
 from oslo_log import log
 
+from snapdriver.drivers.libvirt import host
+
 try:
     import libvirt
 except ImportError:  # the driver reports it when it loads
@@ -197,7 +199,8 @@ def busy(dom, targets):
     """The disks among ``targets`` that have a block job, in that order.
 
     A disk libvirt tells nothing about (a drive without a medium, a disk
-    unplugged meanwhile) has none.
+    unplugged meanwhile) has none; one it cannot be asked about (the
+    connection is gone) counts as busy: not knowing is not "no job".
     """
     found = []
     for target in targets:
@@ -205,6 +208,9 @@ def busy(dom, targets):
             if dom.blockJobInfo(target, 0):
                 found.append(target)
         except libvirt.libvirtError as error:
+            if host.is_connection_error(error):
+                found.append(target)
+                continue
             LOG.debug("No block job information for disk %s: %s", target,
                       error.get_error_message() or str(error))
     return found

@@ -38,6 +38,7 @@ from oslo_log import log
 from snapdriver import chain
 from snapdriver.conf import CONF
 from snapdriver.drivers import base
+from snapdriver.drivers import kit
 from snapdriver.drivers.libvirt import blockdev
 from snapdriver.drivers.libvirt import blockjob
 from snapdriver.drivers.libvirt import domxml
@@ -155,15 +156,10 @@ class LibvirtDriver(base.BaseDriver):
         :raises: VolumeNotAttached, VolumeMultiAttached, NoSnapshotableDisk,
             OperationFailed (libvirtd or an image cannot be read)
         """
-        found = self._find_disks(volume_id)
-        if not found:
-            raise exception.VolumeNotAttached(volume_id=volume_id)
-        if len(found) > 1:
-            raise exception.VolumeMultiAttached(
-                volume_id=volume_id,
-                guests=', '.join('%s (disk %s)' % (domain.name, disk.target)
-                                 for _dom, domain, disk in found))
-        dom, domain, disk = found[0]
+        dom, domain, disk = kit.the_one_disk(volume_id, (
+            (disk.serial, '%s (disk %s)' % (domain.name, disk.target),
+             (dom, domain, disk))
+            for dom, domain, disk in self._find_disks(volume_id)))
         return self._location(dom, domain, disk, volume_id)
 
     def _find_disks(self, volume_id):
@@ -272,22 +268,13 @@ class LibvirtDriver(base.BaseDriver):
         """Like :meth:`_fresh`, and the chain must not have changed since
         the plan was made: the plan is only valid for that chain."""
         attached = self._fresh(location)
-        if attached.location.names != location.names:
-            raise _failed("The chain of volume %s changed after the request "
-                          "was accepted: it was %s, now %s.",
-                          location.volume_id, ' -> '.join(location.names),
-                          ' -> '.join(attached.location.names))
+        kit.check_unchanged(location, attached.location.names)
         return attached
 
     def _verify(self, plan, what, hint=''):
         """Check the chain after an operation; return its names."""
         location = self._fresh(plan.disk).location
-        if tuple(location.names) != tuple(plan.expected_chain):
-            raise _failed("After the %s, the chain of disk %s of guest %s "
-                          "should be %s but is %s.%s",
-                          what, location.target, location.guest,
-                          ' -> '.join(plan.expected_chain),
-                          ' -> '.join(location.names), hint)
+        kit.check_result(plan, location.names, what, hint)
         LOG.info("%s done: the chain of disk %s of guest %s is %s",
                  what.capitalize(), location.target, location.guest,
                  ' -> '.join(location.names))
@@ -306,23 +293,9 @@ class LibvirtDriver(base.BaseDriver):
         """
         if location.source_type != 'file':
             return None
-        directory = location.directory
-        path = os.path.join(directory, new_file)
-        if os.path.islink(path):
-            raise exception.InvalidOverlay(
-                reason="new_file %r in %s is a symbolic link; the overlay "
-                "must be a regular file." % (new_file, directory))
-        if not os.path.lexists(path):
+        path = kit.overlay_path(location.directory, new_file)
+        if path is None:
             return chain.OverlayInfo(name=new_file, exists=False)
-        if (os.path.dirname(os.path.realpath(path))
-                != os.path.realpath(directory)):
-            raise exception.InvalidOverlay(
-                reason="new_file %r resolves to %s, outside %s."
-                % (new_file, os.path.realpath(path), directory))
-        if not os.path.isfile(path):
-            raise exception.InvalidOverlay(
-                reason="new_file %r in %s is not a regular file."
-                % (new_file, directory))
         info = qemuimg.probe(path)
         data = (info.get('format-specific') or {}).get('data') or {}
         return chain.OverlayInfo(
@@ -516,8 +489,8 @@ class LibvirtDriver(base.BaseDriver):
             a chain that is not the expected one.
         """
         location = attached.location
-        device = self._device(location, attached.dom)
-        self._wait_for_other_jobs(attached, plan)
+        dom = self._wait_for_other_jobs(attached, plan)
+        device = self._device(location, dom)
         with device.watching():
             # Not while a snapshot switch changes the guest's graph.
             with self._slots.graph_change(device.uuid):
@@ -547,6 +520,8 @@ class LibvirtDriver(base.BaseDriver):
         it did not start: one an earlier snapdriver process left running
         (recovery waits for it on another thread), or an operator's.
 
+        :returns: the guest's domain handle to go on with (looked up again
+            after a wait: libvirtd may have restarted meanwhile).
         :raises: OperationFailed when one is still running after
             ``[libvirt] block_job_timeout`` seconds.
         """
@@ -554,10 +529,11 @@ class LibvirtDriver(base.BaseDriver):
                   if disk.chain and disk.target != attached.disk.target]
         deadline = time.monotonic() + CONF.libvirt.block_job_timeout
         said = False
+        dom = attached.dom
         while True:
-            busy = blockjob.busy(attached.dom, others)
+            busy = blockjob.busy(dom, others)
             if not busy:
-                return
+                return dom
             if not said:
                 said = True
                 LOG.info("Snapshot %s: guest %s has a block job on disk %s "
@@ -575,6 +551,8 @@ class LibvirtDriver(base.BaseDriver):
                               CONF.libvirt.block_job_timeout, plan.kind,
                               attached.disk.target)
             time.sleep(CONF.libvirt.block_job_poll_interval)
+            # A handle from before a libvirtd restart answers nothing.
+            dom = self._lookup(attached.location)
 
     def _make_durable(self, attached, what):
         """Have QEMU write out what the job left in its caches (see

@@ -947,6 +947,20 @@ class GuestSafetyTestCase(DriverTestCase):
         self.assertNotIn(('blockJobInfo', 'g1', 'vdc', 0),
                          self.conn.calls[rebase:])
 
+    def test_job_it_did_not_start_is_followed_across_a_libvirtd_restart(self):
+        self.dom.jobs['vdc'] = fakes.FakeJob(
+            kind=libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_PULL, end=fakes.MIB,
+            effect=lambda: None, polls_left=3)
+        restarted = self.restart_libvirtd_during_the_job(self.dom, 'vdc')
+        self.assertEqual(['v-top'], self.delete(None, None))
+        self.assertTrue(restarted)
+        # The job on vdc was seen to end on the new connection, before the
+        # pull began.
+        self.assertEqual(
+            ['vdc', 'vdc', 'vdc'],
+            [call[2] for call in self.conn.calls_of('blockJobInfo')][:3])
+        self.assertEqual(1, len(self.conn.calls_of('blockRebase')))
+
     def test_job_it_did_not_start_that_does_not_end(self):
         self.conf.config(group='libvirt', block_job_timeout=1)
         self.dom.jobs['vdc'] = fakes.FakeJob(
