@@ -93,11 +93,6 @@ class InvalidProjectId(Invalid):
                "not match the project of the token ('%(token)s').")
 
 
-class NotAuthorized(SnapdriverException):
-    msg_fmt = "Authentication required."
-    code = 401
-
-
 class PolicyNotAuthorized(SnapdriverException):
     msg_fmt = "Policy doesn't allow %(action)s to be performed."
     code = 403

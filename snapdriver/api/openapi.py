@@ -19,6 +19,7 @@ import yaml
 from snapdriver.api import faults
 from snapdriver.api import microversion
 from snapdriver.api.schemas import assisted_volume_snapshots as schemas
+from snapdriver import objects
 
 OPENAPI_VERSION = '3.1.0'
 PATH = '/v2.1/openapi.json'
@@ -238,9 +239,8 @@ def _operation_schema():
             'id': string,
             'snapshot_id': string,
             'volume_id': string,
-            'kind': {'type': 'string', 'enum': ['create', 'pull', 'commit']},
-            'state': {'type': 'string',
-                      'enum': ['queued', 'running', 'succeeded', 'failed']},
+            'kind': {'type': 'string', 'enum': list(objects.KINDS)},
+            'state': {'type': 'string', 'enum': list(objects.STATES)},
             'error': _nullable(string),
             'guest': _nullable(string),
             'disk': _nullable(string),

@@ -12,15 +12,22 @@
 
 """The contract every hypervisor driver meets.
 
-A driver answers four questions and does two things:
+A driver answers three questions and does two things:
 
 * :meth:`BaseDriver.capabilities`: what it can do at all;
 * :meth:`BaseDriver.locate_disk`: where a volume is attached on this host
-  and what its current backing chain is;
+  and what its current backing chain is (a located disk, a
+  :class:`snapdriver.chain.DiskLocation`, is called a *location*);
 * :meth:`BaseDriver.inspect_overlay`: what the overlay file Cinder created
   for a snapshot looks like;
 * :meth:`BaseDriver.create_snapshot` and :meth:`BaseDriver.delete_snapshot`:
   carry out a plan that :mod:`snapdriver.chain` has already validated.
+
+Two hooks are optional: :meth:`BaseDriver.check_plan` refuses, before
+anything changes, a plan the driver cannot carry out on that disk, and
+:meth:`BaseDriver.wait_for_pending` lets recovery wait for work the driver
+left running when snapdriver stopped. :mod:`snapdriver.drivers.kit` is the
+one import point for what a driver needs.
 
 The driver does not decide whether a request makes sense: the chain rules
 do, once, for every driver. The operation manager locates, inspects and
@@ -81,8 +88,9 @@ class BaseDriver(abc.ABC):
         """
 
     @abc.abstractmethod
-    def inspect_overlay(self, disk, new_file):
-        """Look at ``new_file`` in the directory of the disk's active image.
+    def inspect_overlay(self, location, new_file):
+        """Look at ``new_file`` in the directory of the located disk's
+        active image.
 
         ``new_file`` has passed :func:`snapdriver.chain.check_file_name`.
 
@@ -116,8 +124,9 @@ class BaseDriver(abc.ABC):
         :raises: OperationNotSupported (a 400 for the caller)
         """
 
-    def wait_for_pending(self, disk):
-        """Wait for work left running on ``disk`` by an earlier process.
+    def wait_for_pending(self, location):
+        """Wait for work left running on the located disk by an earlier
+        process, and make what it did durable.
 
         Called when snapdriver restarts with an operation journalled as
         running: a hypervisor that keeps block jobs going across our restart

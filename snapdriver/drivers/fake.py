@@ -168,11 +168,11 @@ class FakeDriver(kit.BaseDriver):
                 chain=entries, source_type=disk['type'],
                 directory=directory if disk['type'] == 'file' else None)
 
-    def inspect_overlay(self, disk, new_file):
-        if disk.source_type != 'file':
+    def inspect_overlay(self, location, new_file):
+        if location.source_type != 'file':
             return None
         with self._lock:
-            _, model = self._find(disk.volume_id)
+            _, model = self._find(location.volume_id)
             info = model['files'].get(new_file)
             if info is not None:
                 backing = info.get('backing')
@@ -186,9 +186,10 @@ class FakeDriver(kit.BaseDriver):
                 return kit.OverlayInfo(name=new_file, exists=True,
                                        fmt='qcow2')
             if CONF.fake.assume_overlays:
+                active = location.active
                 return kit.OverlayInfo(name=new_file, exists=True,
-                                       fmt='qcow2', backing=disk.active.name,
-                                       backing_fmt=disk.active.fmt)
+                                       fmt='qcow2', backing=active.name,
+                                       backing_fmt=active.fmt)
         return kit.OverlayInfo(name=new_file, exists=False)
 
     def _apply(self, plan):

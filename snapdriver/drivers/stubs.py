@@ -41,7 +41,7 @@ class UnsupportedDriver(base.BaseDriver):
     def locate_disk(self, volume_id):
         self._reject('locating the disks of volumes')
 
-    def inspect_overlay(self, disk, new_file):
+    def inspect_overlay(self, location, new_file):
         self._reject('inspecting snapshot overlays')
 
     def create_snapshot(self, plan):

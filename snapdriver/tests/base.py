@@ -7,13 +7,14 @@ command mock it, and functional tests (which run real ones) use
 """
 
 import fixtures
-from oslo_config import fixture as config_fixture
 import testtools
 
 from snapdriver import conf as snapdriver_conf
-from snapdriver import policy
+from snapdriver.testing import base as testing_base
 
 CONF = snapdriver_conf.CONF
+#: The one fixture for a fresh configuration, shipped with the driver kit.
+ConfFixture = testing_base.ConfFixture
 
 
 class _Forbidden(Exception):
@@ -25,19 +26,6 @@ def _forbid(what):
         raise _Forbidden("unit tests must not %s (called with %r); mock it"
                          % (what, args))
     return refuse
-
-
-class ConfFixture(config_fixture.Config):
-    """Give each test a fresh view of snapdriver's options and policy."""
-
-    def __init__(self):
-        super().__init__(CONF)
-
-    def setUp(self):
-        super().setUp()
-        CONF([], project='snapdriver', default_config_files=[])
-        policy.reset()
-        self.addCleanup(policy.reset)
 
 
 class TestCase(testtools.TestCase):

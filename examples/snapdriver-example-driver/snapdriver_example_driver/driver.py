@@ -209,9 +209,9 @@ class DirectoryDriver(kit.BaseDriver):
                         for name in disk['chain']),
             source_type='file', directory=directory)
 
-    def inspect_overlay(self, disk, new_file):
-        # A regular file in the disk's directory, or InvalidOverlay.
-        path = kit.overlay_path(disk.directory, new_file)
+    def inspect_overlay(self, location, new_file):
+        # A regular file in the volume's directory, or InvalidOverlay.
+        path = kit.overlay_path(location.directory, new_file)
         if path is None:
             return kit.OverlayInfo(name=new_file, exists=False)
         try:

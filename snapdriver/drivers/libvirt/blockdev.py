@@ -201,13 +201,18 @@ class BlockDevice:
             return JOB_UNKNOWN
 
     def abort(self):
-        """Cancel the disk's job; a failure is logged, not raised."""
+        """Cancel the disk's job; a failure is logged, not raised.
+
+        :returns: None once aborted, else libvirt's message.
+        """
         try:
             dom = self._host.lookup(self.uuid)
             dom.blockJobAbort(self.target, 0)
         except libvirt.libvirtError as error:
             LOG.error("Aborting the block job on disk %s of guest %s failed:"
                       " %s", self.target, self.guest, _message(error))
+            return _message(error)
+        return None
 
     def wait(self):
         """Wait, inside :meth:`watching`, until the disk has no block job.
@@ -244,13 +249,19 @@ class BlockDevice:
                 self._watch.sleep(min(poll_interval, remaining))
 
     def _timed_out(self, info, timeout):
-        self.abort()
+        refusal = self.abort()
         progress = ('%s of %s bytes done' % (info['cur'], info['end'])
                     if 'end' in info else 'progress unknown')
+        if refusal is None:
+            outcome = 'was aborted'
+        else:
+            outcome = ("could not be aborted (%s): it may still be running; "
+                       "see 'virsh blockjob %s %s --info'"
+                       % (refusal, self.guest, self.target))
         raise _failed("The %s on disk %s of guest %s did not finish within "
-                      "%d seconds ([libvirt] block_job_timeout; %s) and was "
-                      "aborted.", self._job, self.target, self.guest,
-                      timeout, progress)
+                      "%d seconds ([libvirt] block_job_timeout; %s) and %s.",
+                      self._job, self.target, self.guest, timeout, progress,
+                      outcome)
 
 
 class JobEnd:

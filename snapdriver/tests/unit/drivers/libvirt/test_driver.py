@@ -562,6 +562,24 @@ class DeleteSnapshotTestCase(DriverTestCase):
                          "done) and was aborted.", str(error))
         self.assertEqual({}, dom.jobs)
 
+    def test_timeout_with_an_abort_that_fails_says_so(self):
+        self.conf.config(group='libvirt', block_job_timeout=1)
+        dom = self.add_reference_domain()
+        dom.job_outcome = 'hang'
+
+        def refuse(disk, flags):
+            raise fakes.libvirt_error(libvirt.VIR_ERR_OPERATION_FAILED,
+                                      'operation failed: cannot abort')
+        dom.blockJobAbort = refuse
+        error = self.assertRaises(exception.OperationFailed, self.delete,
+                                  'other-snap.img', None)
+        self.assertEqual("The block pull on disk vda of guest g1 did not "
+                         "finish within 1 seconds ([libvirt] "
+                         "block_job_timeout; 33554432 of 67108864 bytes "
+                         "done) and could not be aborted (operation failed: "
+                         "cannot abort): it may still be running; see "
+                         "'virsh blockjob g1 vda --info'.", str(error))
+
     def test_timeout_after_a_libvirtd_restart_aborts_the_job(self):
         self.conf.config(group='libvirt', block_job_timeout=1)
         dom = self.add_reference_domain()
