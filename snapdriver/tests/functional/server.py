@@ -244,6 +244,23 @@ def request(port, method, path, body=None, headers=None, timeout=10):
         conn.close()
 
 
+#: The resource, without a project id in the path.
+RESOURCE = '/v2.1/os-assisted-volume-snapshots'
+
+
+def resource_request(port, token, method, path='', body=None, timeout=10):
+    """A request on the resource as Cinder's compute client makes it:
+    ``token`` as X-Auth-Token, microversion 2.1, ``body`` (an object) as
+    JSON; ``path`` follows the resource's path."""
+    headers = {'X-Auth-Token': token,
+               'X-OpenStack-Nova-API-Version': '2.1'}
+    if body is not None:
+        headers['Content-Type'] = 'application/json'
+        body = json.dumps(body)
+    return request(port, method, RESOURCE + path, body, headers,
+                   timeout=timeout)
+
+
 def raw_request(port, data, timeout=10, half_close=False):
     """Send ``data`` (bytes) as is and read the answer to the end.
 

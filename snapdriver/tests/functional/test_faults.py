@@ -58,7 +58,6 @@ from snapdriver.tests.functional import server
 from snapdriver.tests.functional import test_libvirt_contract as builder
 
 MiB = guest.MiB
-RESOURCE = '/v2.1/os-assisted-volume-snapshots'
 FINAL = ('succeeded', 'failed')
 
 SCENARIOS = [
@@ -409,13 +408,8 @@ class TestFaults(base.FunctionalTestCase):
         return self.sd
 
     def api(self, method, path, body=None, timeout=10):
-        headers = {'X-Auth-Token': self.token,
-                   'X-OpenStack-Nova-API-Version': '2.1'}
-        if body is not None:
-            headers['Content-Type'] = 'application/json'
-            body = json.dumps(body)
-        return server.request(self.sd.port, method, RESOURCE + path, body,
-                              headers, timeout=timeout)
+        return server.resource_request(self.sd.port, self.token, method,
+                                       path, body, timeout=timeout)
 
     def send(self, step, timeout=10):
         """The request Cinder's compute client sends for ``step``."""

@@ -114,13 +114,7 @@ class Volume:
         :returns: (pattern byte, offset, length)
         """
         pattern, offset, length = self.next_region()
-        if self.running:
-            self.model.write_live(self.domain, pattern, offset, length,
-                                  self.fixture.volume_alias)
-        else:
-            self.model.write_offline(self.active_path(), pattern, offset,
-                                     length)
-        return pattern, offset, length
+        return self._write(pattern, offset, length)
 
     def write_region(self, offset, length):
         """Like :meth:`write`, with the next pattern over ``offset`` ..
@@ -128,7 +122,9 @@ class Volume:
 
         :returns: (pattern byte, offset, length)
         """
-        pattern = next(self._patterns)
+        return self._write(next(self._patterns), offset, length)
+
+    def _write(self, pattern, offset, length):
         if self.running:
             self.model.write_live(self.domain, pattern, offset, length,
                                   self.fixture.volume_alias)

@@ -90,7 +90,6 @@ from snapdriver.tests.functional import test_faults
 from snapdriver.tests.functional import test_libvirt_contract as builder
 
 MiB = guest.MiB
-RESOURCE = test_faults.RESOURCE
 
 #: Volumes on the one guest, and their size.
 VOLUMES = 4
@@ -269,13 +268,8 @@ class TestSoak(base.FunctionalTestCase):
             raise problems[0]
 
     def _request(self, method, path, body=None, timeout=10):
-        headers = {'X-Auth-Token': self.token,
-                   'X-OpenStack-Nova-API-Version': '2.1'}
-        if body is not None:
-            headers['Content-Type'] = 'application/json'
-            body = json.dumps(body)
-        return server.request(self.sd.port, method, RESOURCE + path, body,
-                              headers, timeout=timeout)
+        return server.resource_request(self.sd.port, self.token, method,
+                                       path, body, timeout=timeout)
 
     def _send_once(self, step):
         if step.kind == 'create':
