@@ -151,3 +151,42 @@ class OperationFailed(SnapdriverException):
 class OperationNotSupported(Invalid):
     """The driver cannot carry out this kind of operation on this disk."""
     msg_fmt = "The %(driver)s driver cannot %(operation)s."
+
+
+class AgentUnavailable(SnapdriverException):
+    """The API tier could not have the request carried out by the agent of
+    the volume's host (``dispatch = agents``)."""
+    msg_fmt = "%(reason)s"
+    code = 503
+
+
+class RequestExpired(SnapdriverException):
+    """An agent got a request after the API tier had stopped waiting for
+    it: it is not carried out (the caller got a 503 already)."""
+    msg_fmt = ("The request reached the agent of host %(host)s %(late).1f s "
+               "after its deadline; it was not carried out.")
+    code = 503
+
+
+class VolumeOnSeveralHosts(Conflict):
+    """Cinder lists the volume as attached on more than one host."""
+    msg_fmt = ("Volume %(volume_id)s is attached on several hosts "
+               "(%(hosts)s): a live migration, or a multi-attached volume; "
+               "assisted snapshots need the one host that runs its guest. "
+               "Try again once the volume is attached on one host only.")
+
+
+class VolumeNotInRegion(Invalid):
+    """The ``agents`` locator: no agent up reports the volume."""
+    msg_fmt = ("Volume %(volume_id)s is not attached to any guest on the "
+               "hosts whose agents report to this API tier (%(agents)d up): "
+               "no disk has <serial>%(volume_id)s</serial>.")
+
+
+class AttachmentWithoutHost(Invalid):
+    """The ``cinder`` locator: an attachment that names no host."""
+    msg_fmt = ("Cinder records no host for an attachment of volume "
+               "%(volume_id)s (host_name is empty: an attachment made "
+               "without a connector host, or snapdriver's [cinder] user "
+               "lacks the admin or service role that shows it), so its host "
+               "cannot be found.")

@@ -239,6 +239,9 @@ class OperationView:
     finished_at: typing.Optional[datetime.datetime] = None
     status_report: StatusReport = dataclasses.field(
         default_factory=StatusReport)
+    #: The agent's host that ran it (dispatch = agents); None in a
+    #: single-process service, where the GET answer leaves it out.
+    host: typing.Optional[str] = None
 
     @property
     def duration_seconds(self):
@@ -294,13 +297,14 @@ class OperationView:
             'finished_at': _iso(self.finished_at),
             'duration_seconds': self.duration_seconds,
             'status_report': self.status_report.to_dict(),
-        }
+        } | ({'host': self.host} if self.host is not None else {})
 
     @classmethod
     def from_dict(cls, data):
         """The view back from :meth:`to_dict`."""
         report = data['status_report']
         return cls(
+            host=data.get('host'),
             id=data['id'],
             snapshot_id=data['snapshot_id'],
             volume_id=data['volume_id'],
@@ -322,3 +326,37 @@ class OperationView:
                 detail=report['detail'],
                 attempts=report['attempts'],
                 reported_at=_from_iso(report['reported_at'])))
+
+
+# Agents (dispatch = agents).
+
+@dataclasses.dataclass(frozen=True)
+class AgentReport:
+    """What an agent tells the API tier about itself, now and then.
+
+    :param volumes: the volume serials its driver sees attached; None when
+        the driver cannot tell.
+    :param sent_at: when it was sent (seconds since the epoch, the agent's
+        clock).
+    """
+
+    host: str
+    driver: str
+    version: str
+    volumes: typing.Optional[typing.Tuple[str, ...]]
+    sent_at: float
+
+    def to_dict(self):
+        return {'host': self.host, 'driver': self.driver,
+                'version': self.version,
+                'volumes': (None if self.volumes is None
+                            else list(self.volumes)),
+                'sent_at': self.sent_at}
+
+    @classmethod
+    def from_dict(cls, data):
+        volumes = data.get('volumes')
+        return cls(host=data['host'], driver=data['driver'],
+                   version=data['version'],
+                   volumes=None if volumes is None else tuple(volumes),
+                   sent_at=float(data['sent_at']))

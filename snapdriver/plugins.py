@@ -57,11 +57,12 @@ def _load_failed(name, what, error):
         % (what, name, type(error).__name__, error))
 
 
-def load(namespace, name, what):
+def load(namespace, name, what, **kwargs):
     """Load and instantiate the plugin ``name`` of ``namespace``.
 
     :param what: what the plugins of ``namespace`` are, for messages
         (``'driver'``, ``'status reporter'``).
+    :param kwargs: given to the plugin's constructor.
     :returns: the plugin object, with ``name`` set to ``name``.
     :raises: DriverNotFound listing the installed names; DriverLoadError
         with the cause when the plugin fails to import or to start.
@@ -80,6 +81,7 @@ def load(namespace, name, what):
     try:
         manager = stevedore_driver.DriverManager(
             namespace=namespace, name=name, invoke_on_load=True,
+            invoke_kwds=kwargs,
             on_load_failure_callback=failed,
             on_missing_entrypoints_callback=missing)
     except stevedore_exception.NoMatches:

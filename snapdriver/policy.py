@@ -13,6 +13,7 @@ from snapdriver import exception
 CREATE = 'os_compute_api:os-assisted-volume-snapshots:create'
 DELETE = 'os_compute_api:os-assisted-volume-snapshots:delete'
 SHOW = 'snapdriver:os-assisted-volume-snapshots:show'
+AGENTS = 'snapdriver:os-snapdriver-agents:index'
 
 _PATH = '/v2.1/os-assisted-volume-snapshots'
 _SERVICE_OR_ADMIN = 'role:service or role:admin'
@@ -37,6 +38,13 @@ rules = [
                     "(state, error, timings, resulting chain). snapdriver's "
                     "own addition.",
         operations=[{'method': 'GET', 'path': _PATH + '/{snapshot_id}'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=AGENTS, check_str='role:admin',
+        description="List the agents of the region (host, up or down, last "
+                    "report, driver, version, volumes). snapdriver's own "
+                    "addition, for operators.",
+        operations=[{'method': 'GET', 'path': '/v2.1/os-snapdriver-agents'}],
         scope_types=['project']),
 ]
 

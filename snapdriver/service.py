@@ -20,6 +20,8 @@ LOG = log.getLogger(__name__)
 
 def prepare(argv=None, default_config_files=None):
     """Parse the command line and configuration files; set up logging."""
+    from snapdriver import rpc
+    rpc.set_defaults()
     CONF(argv if argv is not None else sys.argv[1:], project='snapdriver',
          version=version.version_string(),
          default_config_files=default_config_files)
@@ -63,12 +65,86 @@ def _open_journal():
                    "connection): %s" % e)
 
 
+class _Local:
+    """A single-process service: this process runs the operations."""
+
+    def __init__(self, manager):
+        self.manager = manager
+
+    def start(self):
+        take_up(self.manager)
+
+    def stop(self, wait=True):
+        self.manager.stop(wait=wait)
+
+
+class _Tier:
+    """An API process of a region's API tier (``dispatch = agents``)."""
+
+    def __init__(self, listener):
+        self.listener = listener
+
+    def start(self):
+        self.listener.start()
+
+    def stop(self, wait=True):
+        self.listener.stop()
+
+
+def build_tier_operations():
+    """The API tier's operations API: no driver, no journal; requests go
+    to the agents over oslo.messaging.
+
+    :returns: (OperationsAPI, the report listener to start)
+    :raises: DriverLoadError, DriverNotFound (the host locator),
+        ConfigurationError (the transport URL)
+    """
+    import oslo_messaging
+
+    from snapdriver.agent import registry as registry_mod
+    from snapdriver.agent import rpcapi
+    from snapdriver.locators import base as locator_base
+    from snapdriver.operations import remote
+    from snapdriver import rpc
+
+    try:
+        agents = rpcapi.AgentAPI(CONF.api.agent_timeout)
+    except oslo_messaging.MessagingException as e:
+        raise exception.ConfigurationError(
+            reason="cannot use [DEFAULT] transport_url: %s" % e)
+    registry = registry_mod.AgentRegistry(CONF.api.agent_down_time)
+    locator = plugins.load(locator_base.NAMESPACE, CONF.api.host_locator,
+                           'host locator', registry=registry, agents=agents)
+    listener = registry_mod.ReportListener(registry, agents)
+    LOG.info("API tier: requests go to the agents (topic %s) over %s; "
+             "hosts found by the %s locator", rpc.AGENT_TOPIC,
+             _safe_url(CONF.transport_url), locator.name)
+    return remote.RemoteOperationsAPI(locator, agents, registry), listener
+
+
+def _safe_url(url):
+    """A transport URL without its password, for the log."""
+    import oslo_messaging
+    try:
+        parsed = oslo_messaging.TransportURL.parse(CONF, url)
+    except Exception:
+        return 'the configured transport'
+    hosts = ','.join('%s:%s' % (host.hostname, host.port)
+                     for host in parsed.hosts)
+    return '%s://%s/%s' % (parsed.transport, hosts, parsed.virtual_host or '')
+
+
 def build_wsgi_app():
-    """:returns: (WSGI application, OperationManager); nothing runs yet."""
+    """:returns: (WSGI application, runner); nothing runs yet. Call
+    ``runner.start()`` once the application can serve, ``runner.stop()``
+    when it ends."""
     from snapdriver.api import app
+    if CONF.api.dispatch == 'agents':
+        operations, listener = build_tier_operations()
+        return app.setup_app(operations), _Tier(listener)
     operations, manager = build_operations()
     try:
-        return app.setup_app(operations), manager
+        return app.setup_app(operations), _Local(manager)
     except Exception:
         manager.stop()
         raise

@@ -75,7 +75,7 @@ def _cannot_start(reason):
 def main(argv=None):
     service.prepare(argv)
     try:
-        application, manager = service.build_wsgi_app()
+        application, runner = service.build_wsgi_app()
     except (exception.DriverLoadError, exception.ConfigurationError) as e:
         return _cannot_start(e)
     try:
@@ -83,7 +83,7 @@ def main(argv=None):
             CONF.api.bind_host, CONF.api.bind_port, application,
             server_class=_ThreadingServer, handler_class=_QuietHandler)
     except OSError as e:
-        manager.stop()
+        runner.stop()
         return _cannot_start("cannot listen on %s port %s: %s"
                              % (CONF.api.bind_host, CONF.api.bind_port, e))
 
@@ -92,7 +92,7 @@ def main(argv=None):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    service.take_up(manager)
+    runner.start()
     host, port = server.server_address[:2]
     LOG.info("snapdriver-api serving on http://%s:%s/ with the %s driver",
              host, port, CONF.driver)
@@ -102,7 +102,7 @@ def main(argv=None):
         pass
     finally:
         server.server_close()
-        manager.stop(wait=False)
+        runner.stop(wait=False)
     LOG.info("Stopped; unfinished operations and reports are in the journal "
              "and will be taken up at the next start")
     logging.shutdown()

@@ -7,6 +7,7 @@ same lists, so the generated sample cannot drift from what is registered.
 from oslo_config import cfg
 from oslo_log import log
 
+from snapdriver.conf import agent
 from snapdriver.conf import api
 from snapdriver.conf import cinder
 from snapdriver.conf import database
@@ -16,7 +17,7 @@ from snapdriver.conf import libvirt
 
 CONF = cfg.CONF
 
-MODULES = (default, api, cinder, database, fake, libvirt)
+MODULES = (default, agent, api, cinder, database, fake, libvirt)
 
 for _module in MODULES:
     _module.register_opts(CONF)

@@ -16,6 +16,37 @@ opts = [
     cfg.IntOpt('max_query_string_length', default=16384, min=1024,
                help="Longest query string accepted, in bytes (delete_info "
                     "travels there); longer ones are refused with 400."),
+    cfg.StrOpt('dispatch', default='local',
+               choices=[('local', 'This process runs the operations, with '
+                                  'the driver of [DEFAULT] driver: one host, '
+                                  'no message broker.'),
+                        ('agents', 'The API tier of a region: each request '
+                                   'goes, over oslo.messaging ([DEFAULT] '
+                                   'transport_url), to the snapdriver-agent '
+                                   'of the host where the volume is '
+                                   'attached. No driver is loaded here.')],
+               help="Where accepted operations run."),
+    cfg.StrOpt('host_locator', default='agents',
+               help="With dispatch = agents, how the host of a volume is "
+                    "found: an entry point in 'snapdriver.host_locators'. "
+                    "'agents': from the volume serials every agent reports; "
+                    "'cinder': from the volume's attachments in Cinder "
+                    "(host_name), read with the [cinder] credentials."),
+    cfg.IntOpt('agent_timeout', default=30, min=1,
+               help="With dispatch = agents, seconds to wait for an agent's "
+                    "answer. A request the agent has not answered by then "
+                    "is answered 503, and the agent never carries it out "
+                    "later: the message expires, and the agent refuses a "
+                    "request whose deadline has passed (keep the hosts' "
+                    "clocks synchronised)."),
+    cfg.IntOpt('agent_down_time', default=60, min=1,
+               help="With dispatch = agents, an agent silent for this many "
+                    "seconds is shown as down."),
+    cfg.IntOpt('locator_cache_time', default=30, min=0,
+               help="With dispatch = agents, seconds a volume's host found "
+                    "by the 'cinder' locator is reused before Cinder is "
+                    "asked again (0: ask every time). A wrong host is "
+                    "harmless: its agent refuses the volume with a 400."),
 ]
 
 

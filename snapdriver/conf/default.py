@@ -1,8 +1,19 @@
 """Options of the [DEFAULT] group."""
 
+import socket
+
 from oslo_config import cfg
 
 opts = [
+    cfg.StrOpt('host',
+               default=socket.gethostname(),
+               sample_default='<the machine\'s host name>',
+               help="This host's name. An agent (snapdriver-agent) serves "
+                    "the guests of the host of this name, and the API tier "
+                    "sends it the requests for the volumes attached there: "
+                    "it must equal the host name under which the volumes "
+                    "were attached (Cinder's attachment host_name; for "
+                    "nova-compute, its [DEFAULT] host)."),
     cfg.StrOpt('driver',
                default='fake',
                help="Name of the hypervisor driver, an entry point in the "

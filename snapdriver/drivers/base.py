@@ -23,8 +23,10 @@ A driver answers three questions and does two things:
 * :meth:`BaseDriver.create_snapshot` and :meth:`BaseDriver.delete_snapshot`:
   carry out a plan that :mod:`snapdriver.chain` has already validated.
 
-Two hooks are optional: :meth:`BaseDriver.check_plan` refuses, before
-anything changes, a plan the driver cannot carry out on that disk, and
+Three hooks are optional: :meth:`BaseDriver.attached_volumes` lists the
+volumes of the host (for the API tier of a region),
+:meth:`BaseDriver.check_plan` refuses, before anything changes, a plan the
+driver cannot carry out on that disk, and
 :meth:`BaseDriver.wait_for_pending` lets recovery wait for work the driver
 left running when snapdriver stopped. :mod:`snapdriver.drivers.kit` is the
 one import point for what a driver needs.
@@ -123,6 +125,17 @@ class BaseDriver(abc.ABC):
 
         :raises: OperationNotSupported (a 400 for the caller)
         """
+
+    def attached_volumes(self):
+        """The ids (disk serials) of the volumes attached on this host.
+
+        An agent reports them to the API tier, whose ``agents`` locator
+        sends each request to the host that has the volume.
+
+        :returns: an iterable of volume ids, or None when the driver cannot
+            tell (the ``agents`` locator then finds no volume there).
+        """
+        return None
 
     def wait_for_pending(self, location):
         """Wait for work left running on the located disk by an earlier

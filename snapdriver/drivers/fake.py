@@ -148,6 +148,11 @@ class FakeDriver(kit.BaseDriver):
             _, disk = self._find(volume_id)
             disk['files'][name] = dict(header, format=fmt, backing=backing)
 
+    def attached_volumes(self):
+        with self._lock:
+            return sorted({disk['serial'] for guest in self._guests
+                           for disk in guest['disks'] if disk.get('serial')})
+
     def _find(self, volume_id):
         return kit.the_one_disk(volume_id, (
             (disk.get('serial'), guest['name'], (guest, disk))

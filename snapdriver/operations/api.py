@@ -10,6 +10,11 @@ nor the drivers change. Arguments and results are the typed objects of
 """
 
 import abc
+import datetime
+
+from snapdriver.conf import CONF
+from snapdriver import exception
+from snapdriver import version
 
 
 class OperationsAPI(abc.ABC):
@@ -24,6 +29,12 @@ class OperationsAPI(abc.ABC):
             :class:`snapdriver.objects.OperationView`.
         :raises: SnapdriverException (4xx) when it cannot be carried out.
         """
+
+    @abc.abstractmethod
+    def agents(self, context):
+        """:returns: the agents that carry out operations, as dicts:
+            ``host``, ``state`` (up or down), ``last_seen`` (UTC),
+            ``driver``, ``version``, ``volumes`` (how many, or None)."""
 
     @abc.abstractmethod
     def query(self, context, snapshot_id):
@@ -45,3 +56,17 @@ class LocalOperationsAPI(OperationsAPI):
 
     def query(self, context, snapshot_id):
         return self.manager.query(context, snapshot_id)
+
+    def agents(self, context):
+        """This process is the one agent, always up."""
+        driver = self.manager.driver
+        try:
+            volumes = driver.attached_volumes()
+        except exception.SnapdriverException:
+            volumes = None
+        return [{'host': CONF.host, 'state': 'up',
+                 'last_seen': datetime.datetime.now(
+                     datetime.timezone.utc).strftime(
+                         '%Y-%m-%dT%H:%M:%S.%fZ'),
+                 'driver': driver.name, 'version': version.version_string(),
+                 'volumes': None if volumes is None else len(list(volumes))}]

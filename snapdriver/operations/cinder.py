@@ -72,19 +72,21 @@ class TransientReportError(Exception):
     """A report failed in a way that may succeed if tried again."""
 
 
-class CinderReporter(reporter.StatusReporter):
-    """Reports snapshot statuses to Cinder's v3 API."""
+class CinderAccess:
+    """Cinder's v3 API with the ``[cinder]`` session and credentials:
+    snapdriver's own service credentials when there are any, else the
+    caller's token (and service token)."""
 
     def __init__(self):
         self._session = ks_loading.load_session_from_conf_options(
             CONF, cinder_conf.GROUP)
         self._service_auth = ks_loading.load_auth_from_conf_options(
             CONF, cinder_conf.GROUP)
-        if self._service_auth is None:
-            LOG.warning("[cinder] has no auth_type: status reports will use "
-                        "the token of the caller that asked for each "
-                        "operation, which may expire before a long merge "
-                        "ends. Configure service credentials.")
+
+    def client_for(self, context):
+        """A cinderclient for ``context``, or None without credentials."""
+        auth = self._auth(context)
+        return None if auth is None else self._client(context, auth)
 
     def _auth(self, context):
         if self._service_auth is not None:
@@ -133,6 +135,18 @@ class CinderReporter(reporter.StatusReporter):
             region_name=CONF.cinder.region_name,
             endpoint_override=self._endpoint(context, auth),
             global_request_id=getattr(context, 'global_request_id', None))
+
+
+class CinderReporter(CinderAccess, reporter.StatusReporter):
+    """Reports snapshot statuses to Cinder's v3 API."""
+
+    def __init__(self):
+        super().__init__()
+        if self._service_auth is None:
+            LOG.warning("[cinder] has no auth_type: status reports will use "
+                        "the token of the caller that asked for each "
+                        "operation, which may expire before a long merge "
+                        "ends. Configure service credentials.")
 
     def _send(self, context, auth, snapshot_id, status, progress):
         try:

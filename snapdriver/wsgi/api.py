@@ -20,8 +20,8 @@ def initialize_application():
     config = os.environ.get('SNAPDRIVER_CONFIG',
                             '/etc/snapdriver/snapdriver.conf')
     service.prepare([], default_config_files=[config])
-    application, manager = service.build_wsgi_app()
-    service.take_up(manager)
+    application, runner = service.build_wsgi_app()
+    runner.start()
     return application
 
 

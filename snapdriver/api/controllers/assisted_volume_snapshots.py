@@ -84,7 +84,9 @@ def _not_allowed(allowed):
     pecan.abort(405, headers={'Allow': allowed})
 
 
-def _context(project_id, rule):
+def check_context(project_id, rule):
+    """The caller's context, once the project id in the URL (if any) is
+    the token's and ``rule`` allows the call."""
     context = pecan.request.context
     if project_id and project_id != context.project_id:
         raise exception.InvalidProjectId(url=project_id,
@@ -106,14 +108,14 @@ class SnapshotController(object):
 
     @index.when(method='GET', template='json')
     def get(self, **kwargs):
-        context = _context(self.project_id, policy.SHOW)
+        context = check_context(self.project_id, policy.SHOW)
         return {'operations': [
             operation.to_dict() for operation in
             pecan.request.operations.query(context, self.snapshot_id)]}
 
     @index.when(method='DELETE', content_type='application/json')
     def delete(self, **kwargs):
-        context = _context(self.project_id, policy.DELETE)
+        context = check_context(self.project_id, policy.DELETE)
         delete_info = _parse_delete_query(pecan.request)
         pecan.request.operations.accept(context, objects.DeleteRequest(
             volume_id=delete_info['volume_id'],
@@ -135,7 +137,7 @@ class AssistedVolumeSnapshotsController(object):
 
     @index.when(method='POST', template='json')
     def post(self, **kwargs):
-        context = _context(self.project_id, policy.CREATE)
+        context = check_context(self.project_id, policy.CREATE)
         body = _parse_body(pecan.request)
         validation.validate(schemas.create, body)
         snapshot = body['snapshot']

@@ -2,11 +2,13 @@
 
 import pecan
 
+from snapdriver.api.controllers import agents
 from snapdriver.api.controllers import assisted_volume_snapshots as avs
 from snapdriver.api import microversion
 from snapdriver.api import openapi
 
 RESOURCE = 'os-assisted-volume-snapshots'
+AGENTS = 'os-snapdriver-agents'
 _UPDATED = '2013-07-23T11:33:21Z'
 
 
@@ -52,6 +54,10 @@ class V21Controller(object):
     def _lookup(self, *remainder):
         if remainder == ('openapi.json',):
             return OpenAPIController(), ()
+        if remainder and remainder[0] == AGENTS:
+            return agents.AgentsController(), remainder[1:]
+        if len(remainder) >= 2 and remainder[1] == AGENTS:
+            return agents.AgentsController(remainder[0]), remainder[2:]
         if remainder and remainder[0] == RESOURCE:
             return avs.AssistedVolumeSnapshotsController(), remainder[1:]
         if len(remainder) >= 2 and remainder[1] == RESOURCE:

@@ -162,15 +162,30 @@ class LibvirtDriver(base.BaseDriver):
             for dom, domain, disk in self._find_disks(volume_id)))
         return self._location(dom, domain, disk, volume_id)
 
-    def _find_disks(self, volume_id):
-        found = []
+    def attached_volumes(self):
+        """The serials of every disk of every guest, running or defined.
+
+        :raises: OperationFailed when libvirtd cannot be reached.
+        """
+        serials = set()
+        for dom in self._domains():
+            domain = self._parse(dom)
+            if domain is not None:
+                serials.update(disk.serial for disk in domain.disks
+                               if disk.serial)
+        return sorted(serials)
+
+    def _domains(self):
         try:
-            domains = self._host.list_domains()
+            return self._host.list_domains()
         except libvirt.libvirtError as error:
             raise _failed("Cannot list the guests of %s: %s",
                           CONF.libvirt.connection_uri,
                           _libvirt_message(error))
-        for dom in domains:
+
+    def _find_disks(self, volume_id):
+        found = []
+        for dom in self._domains():
             domain = self._parse(dom)
             if domain is None:
                 continue

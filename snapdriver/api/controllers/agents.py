@@ -1,0 +1,26 @@
+"""/v2.1[/{project_id}]/os-snapdriver-agents: the agents of the region.
+
+snapdriver's own resource, for operators: each agent's host, whether it
+is up, when it last reported, its driver and version, and how many volumes
+its driver sees. A single-process snapdriver lists itself.
+"""
+
+import pecan
+
+from snapdriver.api.controllers import assisted_volume_snapshots as avs
+from snapdriver import policy
+
+
+class AgentsController(object):
+
+    def __init__(self, project_id=None):
+        self.project_id = project_id
+
+    @pecan.expose(generic=True, content_type='application/json')
+    def index(self, **kwargs):
+        pecan.abort(405, headers={'Allow': 'GET'})
+
+    @index.when(method='GET', template='json')
+    def get(self, **kwargs):
+        context = avs.check_context(self.project_id, policy.AGENTS)
+        return {'agents': pecan.request.operations.agents(context)}

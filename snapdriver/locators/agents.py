@@ -1,0 +1,64 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The ``agents`` locator: the hosts whose agents report the volume.
+
+Every agent reports the volume serials its driver sees (at start, every
+``[agent] report_interval`` seconds, and whenever an API process asks).
+When no agent that is up reports a volume, the locator asks all of them
+to report at once and waits for their answers (up to
+:data:`REFRESH_WAIT` seconds) before it says the volume is attached
+nowhere: a volume attached a moment ago is found.
+"""
+
+from oslo_log import log
+
+from snapdriver import exception
+from snapdriver.locators import base
+
+LOG = log.getLogger(__name__)
+
+#: Seconds to wait for fresh reports before giving up on a volume.
+REFRESH_WAIT = 2.0
+
+
+class AgentsLocator(base.HostLocator):
+
+    def __init__(self, registry, agents):
+        self._registry = registry
+        self._agents = agents
+
+    def locate(self, context, volume_id):
+        hosts = self._registry.hosts_with(volume_id)
+        if not hosts:
+            hosts = self._refreshed(context, volume_id)
+        if not hosts:
+            raise exception.VolumeNotInRegion(
+                volume_id=volume_id, agents=len(self._registry.up_hosts()))
+        if len(hosts) > 1:
+            raise exception.VolumeOnSeveralHosts(volume_id=volume_id,
+                                                 hosts=', '.join(hosts))
+        return hosts[0]
+
+    def _refreshed(self, context, volume_id):
+        since = self._registry.now()
+        try:
+            self._agents.report_now(context)
+        except Exception as error:
+            LOG.warning("Cannot ask the agents to report (%s)", error)
+            return []
+        self._registry.wait_for_fresh(since, REFRESH_WAIT)
+        return self._registry.hosts_with(volume_id)
+
+    def forget(self, volume_id):
+        # Reports are asked for again by the next locate().
+        return True
