@@ -1,7 +1,9 @@
 #!/bin/bash
 # Set up and run snapdriver's whole test suite on a fresh Debian 12 machine:
 # system packages (libvirt, QEMU), the virtualenv, a private libvirtd for the
-# functional tests (stopped afterwards), then stestr. Ends with the line
+# functional tests and a RabbitMQ broker for the API tier's (the machine's,
+# or a private node; see tools/with-rabbitmq.sh; stopped afterwards), then
+# stestr. Ends with the line
 # "N passed, N failed, N skipped". Extra arguments go to `stestr run` as a
 # filter, e.g. tools/run-tests.sh test_chain
 set -euo pipefail
@@ -19,7 +21,8 @@ export SNAPDRIVER_TEST_CINDER_VENV=$cinder_venv
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-tools/with-libvirtd.sh "$venv/bin/python" -m stestr run --color "$@" 2>&1 \
+tools/with-libvirtd.sh tools/with-rabbitmq.sh \
+    "$venv/bin/python" -m stestr run --color "$@" 2>&1 \
     | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
