@@ -97,7 +97,8 @@ class PrivateRabbit(fixtures.Fixture):
             'RABBITMQ_PID_FILE': os.path.join(d, 'rabbit.pid'),
             'RABBITMQ_ENABLED_PLUGINS_FILE': os.path.join(d, 'plugins'),
             'RABBITMQ_CONFIG_FILE': os.path.join(d, 'rabbitmq'),
-            'RABBITMQ_ADVANCED_CONFIG_FILE': os.path.join(d, 'advanced.config'),
+            'RABBITMQ_ADVANCED_CONFIG_FILE': os.path.join(
+                d, 'advanced.config'),
         })
         return env
 
