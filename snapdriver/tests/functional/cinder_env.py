@@ -364,25 +364,40 @@ class CinderSide(fixtures.Fixture):
     # Cinder's database.
 
     def seed(self, volume_id, project_id, user_id, instance_uuid,
-             snapshots=None):
+             snapshots=None, attachments=None):
         """An in-use volume attached to ``instance_uuid``, and snapshots
         given as ``{snapshot_id: (status, progress)}``.
 
+        :param attachments: instead of the one attachment (host
+            ``compute-1``), ``[(host_name, instance_uuid), ...]``: the
+            host names Cinder records (None: an attachment without one);
+            an empty list leaves the volume detached.
         :returns: ``{"volume": {"status", "attach_status"}, "snapshots":
             {id: {"status", "progress", "updated_at"}}}``.
         """
-        return self.must('seed', {
+        args = {
             'volume_id': volume_id, 'project_id': project_id,
             'user_id': user_id, 'instance_uuid': instance_uuid,
             'snapshots': [{'id': snapshot_id, 'status': status,
                            'progress': progress}
                           for snapshot_id, (status, progress)
-                          in (snapshots or {}).items()]})
+                          in (snapshots or {}).items()]}
+        if attachments is not None:
+            args['attachments'] = [
+                {'host_name': host_name, 'instance_uuid': instance}
+                for host_name, instance in attachments]
+        return self.must('seed', args)
 
     def update_snapshot(self, snapshot_id, status, progress):
         return self.must('update_snapshot', {
             'snapshot_id': snapshot_id, 'status': status,
             'progress': progress})
+
+    def move_attachments(self, volume_id, host_name):
+        """Every attachment of the volume now names ``host_name`` (a live
+        migration is over). :returns: how many were moved."""
+        return self.must('move_attachments', {
+            'volume_id': volume_id, 'host_name': host_name})['moved']
 
     def snapshot(self, snapshot_id):
         """``{"status", "progress", "updated_at"}`` from Cinder's DB."""

@@ -98,8 +98,18 @@ def _snapshot_state(ctx, snapshot_id):
 def seed(args):
     """An in-use volume attached to ``instance_uuid``, and its snapshots
     as Cinder's API leaves them before the driver runs: ``creating``
-    (progress 0%), ``deleting``, or ``available`` (100%)."""
+    (progress 0%), ``deleting``, or ``available`` (100%).
+
+    ``attachments`` (optional) replaces the one attachment (host
+    ``compute-1``): a list of ``{"host_name", "instance_uuid"}``, each
+    attached as nova-compute attaches (the connector's host, None for a
+    legacy attachment without one); empty leaves the volume detached.
+    """
     ctx = cinder_context.get_admin_context()
+    attachments = args.get('attachments')
+    if attachments is None:
+        attachments = [{'host_name': 'compute-1',
+                        'instance_uuid': args['instance_uuid']}]
     volume_type = db.volume_type_get_by_name(ctx, '__DEFAULT__')
     db.volume_create(ctx, {
         'id': args['volume_id'],
@@ -113,14 +123,16 @@ def seed(args):
         'display_name': 'snapdriver-interop',
         'volume_type_id': volume_type['id'],
         'provider_location': '127.0.0.1:/srv/nfs',
+        'multiattach': len({a['instance_uuid'] for a in attachments}) > 1,
     })
-    attachment = db.volume_attach(ctx, {
-        'volume_id': args['volume_id'],
-        'attach_status': 'attaching',
-        'instance_uuid': args['instance_uuid'],
-    })
-    db.volume_attached(ctx, attachment['id'], args['instance_uuid'],
-                       'compute-1', '/dev/vdb')
+    for one in attachments:
+        attachment = db.volume_attach(ctx, {
+            'volume_id': args['volume_id'],
+            'attach_status': 'attaching',
+            'instance_uuid': one['instance_uuid'],
+        })
+        db.volume_attached(ctx, attachment['id'], one['instance_uuid'],
+                           one['host_name'], '/dev/vdb')
     volume = db.volume_get(ctx, args['volume_id'])
     snapshots = {}
     for snapshot in args.get('snapshots', []):
@@ -150,6 +162,20 @@ def update_snapshot(args):
                        {'status': args['status'],
                         'progress': args['progress']})
     return _snapshot_state(ctx, args['snapshot_id'])
+
+
+def move_attachments(args):
+    """Every attachment of a volume now names ``host_name``: what a live
+    migration leaves once it is over (nova-compute updates the connector
+    of the attachment to the destination host)."""
+    ctx = cinder_context.get_admin_context()
+    moved = 0
+    for attachment in db.volume_attachment_get_all_by_volume_id(
+            ctx, args['volume_id']):
+        db.volume_attachment_update(ctx, attachment['id'],
+                                    {'attached_host': args['host_name']})
+        moved += 1
+    return {'moved': moved}
 
 
 def get_snapshot(args):
@@ -237,7 +263,7 @@ def remotefs_delete(args):
 
 
 COMMANDS = {f.__name__: f for f in (
-    seed, update_snapshot, get_snapshot, wait_snapshot,
+    seed, update_snapshot, move_attachments, get_snapshot, wait_snapshot,
     nova_create, nova_delete, remotefs_create, remotefs_delete)}
 
 
