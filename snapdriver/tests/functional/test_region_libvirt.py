@@ -1,0 +1,208 @@
+"""The libvirt driver across a region: two agents, each next to a libvirtd
+of its own with a TCG guest, behind one API process of the tier.
+
+Each agent (hosts A and B) runs the ``libvirt`` driver against a private
+libvirtd (:class:`faults.PrivateLibvirtd`, state in
+``<libvirt dir>-region-a`` and ``-region-b``), whose one guest has a
+Cinder-style volume (``test_libvirt_contract.attach_volume``: a qcow2
+chain named as Cinder names it, beside a root disk with data of its own).
+The API process finds each volume by the serials the agents read from
+their libvirtd (``agents`` locator). On each host's volume, through the
+tier: a create (the overlay made first with qemu-img, as Cinder makes
+it), a commit of a middle layer into the base, and a pull into the
+active image; after every step, on both hosts, the chain in libvirt and
+in the qcow2 headers is the expected one, every header names its backing
+file relatively, the guest sees exactly the data written so far (read
+with qemu-io), and the other disks are untouched; new data is then
+written live before the next step.
+
+Needs ``$SNAPDRIVER_TEST_TRANSPORT_URL`` (a RabbitMQ broker) and
+``$SNAPDRIVER_TEST_LIBVIRT_URI`` (run through ``tools/with-libvirtd.sh``,
+as the fault suite, which also starts daemons of its own); skipped
+without either.
+"""
+
+import json
+import os
+import urllib.parse
+import uuid
+
+import fixtures
+from testtools import content
+
+from snapdriver.tests import base
+from snapdriver.tests.functional import broker
+from snapdriver.tests.functional import faults
+from snapdriver.tests.functional import guest
+from snapdriver.tests.functional import region
+from snapdriver.tests.functional import server
+from snapdriver.tests.functional import test_libvirt_contract as builder
+
+TOKEN = 'admin:%s' % uuid.uuid4().hex
+#: One operation on a TCG guest, through the tier, and its report.
+STEP_TIMEOUT = 60
+LABELS = ('a', 'b')
+
+
+def libvirtd_directory(label):
+    """Beside the shared daemon's directory, as the fault suite's."""
+    base_dir = os.environ.get('SNAPDRIVER_LIBVIRT_DIR') or os.path.join(
+        faults.REPO, '.run', 'libvirt')
+    return os.path.realpath(base_dir) + '-region-' + label
+
+
+def snapshot_id_of(name):
+    """The snapshot id in an overlay's name ``volume-<id>.<snapshot>``."""
+    return name.partition('.')[2]
+
+
+class Host:
+    """One hypervisor host: its libvirtd, guest volume and agent."""
+
+    def __init__(self, label, libvirtd, volume, agent):
+        self.label = label
+        self.libvirtd = libvirtd
+        self.volume = volume
+        self.agent = agent
+
+    @property
+    def name(self):
+        return self.agent.host
+
+
+class RegionLibvirtTest(base.FunctionalTestCase):
+
+    def setUp(self):
+        super().setUp()
+        url = region.skip_without_broker(self)
+        if not guest.libvirt_uri():
+            self.skipTest(guest.SKIP_REASON)
+        self.useFixture(fixtures.Timeout(300, gentle=True))
+        exchange = broker.exchange()
+        self.hosts = []
+        for label in LABELS:
+            libvirtd = self.useFixture(faults.PrivateLibvirtd(
+                libvirtd_directory(label)))
+            share = self.useFixture(fixtures.TempDir()).path
+            # volume-V <- .S1 <- .S2 (active), a layer of data in each and
+            # one live write; a root disk with data beside it.
+            volume = builder.attach_volume(self, libvirtd.uri, share,
+                                           str(uuid.uuid4()), layers=3)
+            agent = self.useFixture(region.AgentFixture(
+                region.host_name(label), url, exchange, driver='libvirt',
+                extra_conf={'libvirt': {
+                    'connection_uri': libvirtd.uri, 'quiesce': 'never',
+                    'block_job_poll_interval': 0.1}}))
+            self._log_on_failure('agent-%s.log' % label, agent.log_text)
+            self.hosts.append(Host(label, libvirtd, volume, agent))
+        self.api = self.useFixture(server.ApiServerFixture(
+            extra_conf=region.tier_conf(url, exchange)))
+        self._log_on_failure('snapdriver-api.log', self.api.log_text)
+        region.wait_agents(self.api.port, TOKEN,
+                           [host.name for host in self.hosts])
+
+    def _log_on_failure(self, name, read):
+        self.addOnException(lambda exc_info: self.addDetail(
+            name, content.text_content(read()[-20000:])))
+
+    # Requests, as Cinder's compute client sends them.
+
+    def request(self, method, path='', body=None):
+        return server.resource_request(self.api.port, TOKEN, method, path,
+                                       body, timeout=30)
+
+    def operation(self, snapshot_id):
+        answer = self.request('GET', '/%s' % snapshot_id)
+        self.assertEqual(200, answer.status, answer)
+        return answer.json()['operations'][-1]
+
+    def run_step(self, host, answer, snapshot_id, kind, chain):
+        """The request was accepted; its operation ends, on ``host``, with
+        ``chain``, and its report is delivered; then every volume of the
+        region is checked."""
+        self.assertIn(answer.status, (200, 204), answer)
+        operations = server.wait_for_operations(
+            self.api.port, snapshot_id, token=TOKEN, timeout=STEP_TIMEOUT)
+        operation = operations[-1]
+        self.assertEqual((kind, 'succeeded', host.name),
+                         (operation['kind'], operation['state'],
+                          operation['host']), operation)
+        self.assertEqual(chain, operation['chain'])
+        host.volume.names = list(chain)
+        self.check_all()
+        return operation
+
+    def check_all(self):
+        """Data, chains and other disks, on every host, with qemu-io."""
+        for host in self.hosts:
+            host.volume.check()
+
+    def create(self, host):
+        """Cinder's create: the overlay first (qemu-img, relative backing
+        name), then the POST."""
+        volume = host.volume
+        snapshot_id = str(uuid.uuid4())
+        new_file = volume.new_overlay(snapshot_id)
+        answer = self.request('POST', body={'snapshot': {
+            'volume_id': volume.volume_id,
+            'create_info': {'snapshot_id': snapshot_id, 'type': 'qcow2',
+                            'new_file': new_file}}})
+        self.run_step(host, answer, snapshot_id, 'create',
+                      [new_file] + volume.names)
+        self.assertEqual(volume.path(new_file), volume.active_path())
+
+    def delete(self, host, snapshot_id, file_to_merge, merge_target_file,
+               kind, chain):
+        """Cinder's delete; the images merged away are then removed, as
+        Cinder removes them, so that a chain still needing one fails."""
+        volume = host.volume
+        before = list(volume.names)
+        info = json.dumps({'volume_id': volume.volume_id, 'type': 'qcow2',
+                           'file_to_merge': file_to_merge,
+                           'merge_target_file': merge_target_file})
+        answer = self.request('DELETE', '/%s?delete_info=%s' % (
+            snapshot_id, urllib.parse.quote(info, safe='')))
+        self.run_step(host, answer, snapshot_id, kind, chain)
+        for name in set(before) - set(chain):
+            os.unlink(volume.path(name))
+        self.check_all()
+
+    def write_all(self):
+        """New data, written live by every guest, before the next step."""
+        for host in self.hosts:
+            host.volume.write()
+        self.check_all()
+
+    def test_create_commit_pull_on_two_hosts(self):
+        agents = {agent['host']: agent for agent in region.wait_agents(
+            self.api.port, TOKEN, [host.name for host in self.hosts])}
+        for host in self.hosts:
+            # The agent of each host reports its guest's two disks.
+            self.assertEqual(('libvirt', 2),
+                             (agents[host.name]['driver'],
+                              agents[host.name]['volumes']))
+        self.check_all()
+
+        # Create: volume-V <- .S1 <- .S2 <- .S3 (active).
+        for host in self.hosts:
+            self.create(host)
+        self.write_all()
+
+        # Commit .S1 (a middle layer) into volume-V.
+        for host in self.hosts:
+            names = host.volume.names
+            s1, base_name = names[2], names[3]
+            self.delete(host, snapshot_id_of(s1), s1, base_name, 'commit',
+                        [names[0], names[1], base_name])
+        self.write_all()
+
+        # Pull .S2 into the active .S3, which keeps volume-V (named
+        # relatively) as its backing file.
+        for host in self.hosts:
+            names = host.volume.names
+            active, s2, base_name = names
+            self.delete(host, snapshot_id_of(active), base_name, None,
+                        'pull', [active, base_name])
+            header = guest.backing_chain(host.volume.path(active))[0]
+            self.assertEqual(base_name, header['backing-filename'])
+        self.write_all()
