@@ -17,8 +17,12 @@ Every agent reports the volume serials its driver sees (at start, every
 When no agent that is up reports a volume, the locator asks all of them
 to report at once and waits for their answers (up to
 :data:`REFRESH_WAIT` seconds) before it says the volume is attached
-nowhere: a volume attached a moment ago is found.
+nowhere: a volume attached a moment ago is found. It does the same for a
+volume whose reported host turned out wrong (:meth:`AgentsLocator.forget`:
+the agent there refused it, the volume having moved since its report).
 """
+
+import threading
 
 from oslo_log import log
 
@@ -36,9 +40,14 @@ class AgentsLocator(base.HostLocator):
     def __init__(self, registry, agents):
         self._registry = registry
         self._agents = agents
+        self._lock = threading.Lock()
+        self._stale = set()     # volume ids whose reports were wrong
 
     def locate(self, context, volume_id):
-        hosts = self._registry.hosts_with(volume_id)
+        with self._lock:
+            stale = volume_id in self._stale
+            self._stale.discard(volume_id)
+        hosts = [] if stale else self._registry.hosts_with(volume_id)
         if not hosts:
             hosts = self._refreshed(context, volume_id)
         if not hosts:
@@ -60,5 +69,7 @@ class AgentsLocator(base.HostLocator):
         return self._registry.hosts_with(volume_id)
 
     def forget(self, volume_id):
-        # Reports are asked for again by the next locate().
+        # The next locate() of the volume asks for fresh reports first.
+        with self._lock:
+            self._stale.add(volume_id)
         return True
