@@ -85,10 +85,11 @@ class CinderLocator(base.HostLocator):
         attachments = getattr(volume, 'attachments', None) or []
         if not attachments:
             raise exception.VolumeNotAttached(volume_id=volume_id)
-        hosts = sorted({attachment.get('host_name')
-                        for attachment in attachments})
+        hosts = {attachment.get('host_name') or None
+                 for attachment in attachments}
         if None in hosts:
             raise exception.AttachmentWithoutHost(volume_id=volume_id)
+        hosts = sorted(hosts)
         if len(hosts) > 1:
             raise exception.VolumeOnSeveralHosts(volume_id=volume_id,
                                                  hosts=', '.join(hosts))

@@ -296,6 +296,18 @@ class RegionCinderTest(loop.CinderLoopTestCase):
         self.assertNowhere(snap)
         self.assertCinderUntouched(snap)
 
+    def test_attachment_without_host_beside_one_with_a_host(self):
+        # A legacy attachment (no connector host) next to nova-compute's.
+        volume = self.migrating
+        snap = volume.snapshots[0]
+        self.seed_on(volume, [self.host_a, None], {snap: ('creating', '0%')},
+                     instances=[volume.instance, str(uuid.uuid4())])
+        self.assertFault(
+            self.post(self.apis[0], volume, snap), 400,
+            str(exception.AttachmentWithoutHost(volume_id=volume.id)))
+        self.assertNowhere(snap)
+        self.assertCinderUntouched(snap)
+
     def test_two_hosts_is_a_409(self):
         volume = self.migrating
         snap = volume.snapshots[0]
