@@ -94,10 +94,23 @@ class RemoteOperationsAPI(api.OperationsAPI):
                          deadline)
 
     def _ask(self, host, call, *args, **kwargs):
-        """``call``, with messaging failures turned into 503s."""
+        """``call``, with messaging failures turned into 503s.
+
+        An agent's refusal arrives as its own exception and passes. Any
+        other exception of the agent passes too: a builtin one rebuilt,
+        one of another module (the journal's database, a library) as a
+        RemoteError; the caller gets the 500 a single process gives, and
+        the agent's traceback stays in the logs.
+        """
         timeout = kwargs.get('timeout') or self._agents.timeout
         try:
             return call(*args, **kwargs)
+        except oslo_messaging.RemoteError as error:
+            LOG.error("The snapdriver agent of host %s failed to handle the "
+                      "%s call: %s: %s (its log has the traceback)", host,
+                      getattr(call, '__name__', call), error.exc_type,
+                      error.value)
+            raise
         except oslo_messaging.MessageUndeliverable:
             raise exception.AgentUnavailable(
                 reason="No snapdriver agent listens for host %s: start "
@@ -157,7 +170,8 @@ class RemoteOperationsAPI(api.OperationsAPI):
             for future in concurrent.futures.as_completed(futures):
                 try:
                     found.extend(future.result())
-                except exception.AgentUnavailable:
+                except (exception.AgentUnavailable,
+                        oslo_messaging.RemoteError):
                     silent.append(futures[future])
         if found:
             found.sort(key=lambda view: (view.created_at is None,
