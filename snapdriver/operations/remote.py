@@ -124,10 +124,13 @@ class RemoteOperationsAPI(api.OperationsAPI):
                 "the request will not be carried out later."
                 % (host, timeout))
         except oslo_messaging.MessagingException as error:
+            # The detail names the broker's address: for the log only.
+            LOG.warning("Cannot send the %s call to the agent of host %s: "
+                        "%s: %s", getattr(call, '__name__', call), host,
+                        type(error).__name__, error)
             raise exception.AgentUnavailable(
                 reason="The message broker cannot be reached ([DEFAULT] "
-                "transport_url): %s: %s; nothing was done."
-                % (type(error).__name__, error))
+                "transport_url); nothing was done.")
 
     def _remember(self, snapshot_id, host):
         with self._lock:

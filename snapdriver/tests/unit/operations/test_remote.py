@@ -141,12 +141,17 @@ class TestAccept(RemoteTestCase):
 
     def test_the_broker_cannot_be_reached(self):
         self.agents.answers['accept', 'compute-1'] = (
-            oslo_messaging.MessageDeliveryFailure('connection refused'))
-        self.assert_unavailable(
+            oslo_messaging.MessageDeliveryFailure(
+                'Unable to connect to AMQP server on 10.0.0.5:5671'))
+        error = self.assert_unavailable(
             lambda: self.api.accept('ctx', CREATE),
             "The message broker cannot be reached ([DEFAULT] "
-            "transport_url): MessageDeliveryFailure: connection refused; "
-            "nothing was done.")
+            "transport_url); nothing was done.")
+        # A 5xx carries no exception text; the log has it.
+        self.assertNotIn('10.0.0.5', error.message)
+        self.assertIn("Cannot send the accept call to the agent of host "
+                      "compute-1: MessageDeliveryFailure: Unable to connect "
+                      "to AMQP server on 10.0.0.5:5671", self.log.output)
 
     def test_an_agent_that_fails_is_a_500_as_in_one_process(self):
         # An exception from outside snapdriver.exception (the journal's
