@@ -8,8 +8,10 @@ attachment's ``host_name``); two agents (hosts A and B, fake driver,
 each with an inventory of its own volumes) report to it with
 ``status_reporter = cinder``; two API processes of the tier run with
 ``host_locator = cinder``, reading the volumes from the same cinder-api
-with the same ``[cinder]`` credentials (snapdriver's own, ``admin_token``).
-Cinder's remotefs driver methods (``_create_snapshot_online``,
+with the same ``[cinder]`` credentials: snapdriver's own (``admin_token``),
+or, in a second class, none, so that the caller's token is used (it
+travels with the request to the agent, which reports with it). Cinder's
+remotefs driver methods (``_create_snapshot_online``,
 ``_nova_assisted_vol_snap_delete``) send the requests to the tier and wait
 on Cinder's database for progress ``90%``, as in production.
 
@@ -64,8 +66,10 @@ def host_inventory(volumes):
                   volume.host_inventory_disk()]} for volume in volumes]}
 
 
-class RegionCinderTest(loop.CinderLoopTestCase):
-    """Hosts A and B, two API processes with the ``cinder`` locator."""
+class RegionCinderTestCase(loop.CinderLoopTestCase):
+    """Hosts A and B, two API processes with the ``cinder`` locator; the
+    tier and the agents reach Cinder with snapdriver's own credentials
+    (``service_credentials``) or with the caller's token."""
 
     service_credentials = True
 
@@ -153,12 +157,17 @@ class RegionCinderTest(loop.CinderLoopTestCase):
                          if text in line)
 
     def located_in_cinder(self, volume_id):
-        """How often the tier read the volume from cinder-api, with
-        snapdriver's own credentials."""
+        """How often the tier read the volume from cinder-api, with the
+        credentials this class configures (snapdriver's own, or the
+        caller's, with the caller's project in the URL)."""
+        if self.service_credentials:
+            user, project, url = 'snapdriver', self.service_project, ''
+        else:
+            user, project, url = 'admin', self.project, self.project + '/'
         return len(re.findall(
-            r'\[\S+ req-[0-9a-f-]+ snapdriver %s [^\]]*\] GET \S+/v3/'
-            r'volumes/%s$' % (re.escape(self.service_project),
-                              re.escape(volume_id)),
+            r'\[\S+ req-[0-9a-f-]+ %s %s [^\]]*\] GET \S+/v3/%svolumes/'
+            r'%s$' % (user, re.escape(project), re.escape(url),
+                      re.escape(volume_id)),
             self.cinder.log_text(), re.M))
 
     def assertCinderUntouched(self, snapshot_id, status='creating',
@@ -219,7 +228,9 @@ class RegionCinderTest(loop.CinderLoopTestCase):
         ids.append(request_id)
         self.assertReportedAs(snapshot_id, ids)
 
-    # Tests.
+
+class _Loop:
+    """The loop: Cinder's remotefs code on both hosts."""
 
     def test_cinder_loop_on_two_hosts(self):
         hosts = {self.host_a: self.vol_a, self.host_b: self.vol_b}
@@ -266,6 +277,13 @@ class RegionCinderTest(loop.CinderLoopTestCase):
         # The tier found the hosts in cinder-api.
         for volume in hosts.values():
             self.assertGreaterEqual(self.located_in_cinder(volume.id), 1)
+
+
+class RegionCinderTest(_Loop, RegionCinderTestCase):
+    """With snapdriver's own credentials; and what the ``cinder``
+    locator refuses."""
+
+    service_credentials = True
 
     def test_no_attachment_is_the_400_of_a_single_host(self):
         volume = self.vol_a
@@ -382,3 +400,11 @@ class RegionCinderTest(loop.CinderLoopTestCase):
         self.assertEqual([volume.base], operation['chain_before'])
         self.assertEqual([volume.file(snap), volume.base],
                          operation['chain'])
+
+
+class RegionCinderCallerTokenTest(_Loop, RegionCinderTestCase):
+    """No ``[cinder] auth_type``: the tier finds the hosts, and the
+    agents report, with the token of the caller (Cinder's [nova]
+    user), which travels with the request to the agent."""
+
+    service_credentials = False
