@@ -1,0 +1,54 @@
+"""snapdriver-agent's start-up failures."""
+
+import io
+from unittest import mock
+
+import fixtures
+
+from snapdriver.cmd import agent as agent_cmd
+from snapdriver import exception
+from snapdriver import rpc
+from snapdriver.tests import base
+from snapdriver.tests.unit import rpc_fixtures
+
+
+class TestStartUp(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(rpc_fixtures.FakeTransport())
+        self.useFixture(fixtures.MockPatch('snapdriver.service.prepare'))
+        self.manager = mock.Mock()
+        self.build = self.useFixture(fixtures.MockPatch(
+            'snapdriver.service.build_operations',
+            return_value=(mock.Mock(), self.manager))).mock
+        self.stderr = self.useFixture(fixtures.MockPatch(
+            'sys.stderr', io.StringIO())).mock
+        self.log = self.useFixture(fixtures.FakeLogger())
+
+    def test_a_driver_that_cannot_load(self):
+        self.build.side_effect = exception.DriverLoadError(
+            "Driver libvirt could not be loaded: qemu-img is missing")
+        self.assertEqual(1, agent_cmd.main([]))
+        self.assertEqual("snapdriver-agent: cannot start: Driver libvirt "
+                         "could not be loaded: qemu-img is missing\n",
+                         self.stderr.getvalue())
+        self.assertIn("Cannot start: Driver libvirt", self.log.output)
+
+    def test_a_journal_that_cannot_open(self):
+        self.build.side_effect = exception.ConfigurationError(
+            reason="cannot open the operation journal ([database] "
+                   "connection): no such directory")
+        self.assertEqual(1, agent_cmd.main([]))
+        self.assertIn("cannot open the operation journal",
+                      self.stderr.getvalue())
+
+    def test_a_transport_url_that_cannot_work(self):
+        rpc.cleanup()
+        self.conf.config(transport_url='nosuchdriver://x/')
+        self.assertEqual(1, agent_cmd.main([]))
+        self.assertIn("snapdriver-agent: cannot start: cannot serve over "
+                      "[DEFAULT] transport_url: DriverLoadFailure: ",
+                      self.stderr.getvalue())
+        self.manager.stop.assert_called_once_with(wait=False)
+        self.manager.recover.assert_not_called()
