@@ -16,6 +16,11 @@ file relatively, the guest sees exactly the data written so far (read
 with qemu-io), and the other disks are untouched; new data is then
 written live before the next step.
 
+And a live migration seen by the ``agents`` locator: the destination's
+libvirtd has the incoming guest with a disk of the same serial, both
+agents report the volume, and the request is a 409 that names both hosts,
+with nothing changed on either.
+
 Needs ``$SNAPDRIVER_TEST_TRANSPORT_URL`` (a RabbitMQ broker) and
 ``$SNAPDRIVER_TEST_LIBVIRT_URI`` (run through ``tools/with-libvirtd.sh``,
 as the fault suite, which also starts daemons of its own); skipped
@@ -24,6 +29,7 @@ without either.
 
 import json
 import os
+import time
 import urllib.parse
 import uuid
 
@@ -104,6 +110,20 @@ class RegionLibvirtTest(base.FunctionalTestCase):
     def _log_on_failure(self, name, read):
         self.addOnException(lambda exc_info: self.addDetail(
             name, content.text_content(read()[-20000:])))
+
+    def wait_volumes(self, host, count, timeout=10):
+        """Until the API process has a report of ``host`` that lists
+        ``count`` volumes (agents report every second)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            agents = region.wait_agents(self.api.port, TOKEN, [host])
+            seen = {agent['host']: agent['volumes'] for agent in agents}
+            if seen[host] == count:
+                return
+            if time.monotonic() > deadline:
+                self.fail('the agent of %s reports %s volumes, not %d, '
+                          'after %ss' % (host, seen[host], count, timeout))
+            time.sleep(0.1)
 
     # Requests, as Cinder's compute client sends them.
 
@@ -206,3 +226,29 @@ class RegionLibvirtTest(base.FunctionalTestCase):
             header = guest.backing_chain(host.volume.path(active))[0]
             self.assertEqual(base_name, header['backing-filename'])
         self.write_all()
+
+    def test_volume_on_both_hosts_is_a_409(self):
+        # A live migration of A's guest to B: B's libvirtd has the incoming
+        # guest defined, with a disk of the same serial (on B's copy of
+        # the volume). Both agents report it; nothing may run on either.
+        a, b = self.hosts
+        incoming = self.useFixture(guest.GuestFixture(
+            b.libvirtd.uri, self.useFixture(fixtures.TempDir()).path,
+            a.volume.volume_id, size_mb=16, running=False,
+            volume_target='vdb'))
+        self.wait_volumes(b.name, 3)
+        snapshot_id = str(uuid.uuid4())
+        new_file = a.volume.new_overlay(snapshot_id)
+        answer = self.request('POST', body={'snapshot': {
+            'volume_id': a.volume.volume_id,
+            'create_info': {'snapshot_id': snapshot_id, 'type': 'qcow2',
+                            'new_file': new_file}}})
+        hosts = ', '.join(sorted([a.name, b.name]))
+        self.assertEqual(409, answer.status, answer)
+        self.assertIn('Volume %s is attached on several hosts (%s)'
+                      % (a.volume.volume_id, hosts),
+                      answer.json()['conflictingRequest']['message'])
+        self.assertEqual(404, self.request('GET', '/%s' % snapshot_id).status)
+        self.check_all()
+        self.assertEqual([incoming.volume_path],
+                         guest.domain_chain(incoming.domain, 'vdb'))
