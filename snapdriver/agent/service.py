@@ -42,13 +42,17 @@ class Agent:
         self.interval = interval
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._server = None
         self._reporter = None
         self._unreachable_since = None
         transport = rpc.get_transport()
         self._api = oslo_messaging.get_rpc_client(
             transport, oslo_messaging.Target(topic=rpc.API_TOPIC),
             serializer=rpc.Serializer())
+        # Made here, started by start(): a configuration that cannot work
+        # fails before the caller takes up the journal's operations.
+        self._server = rpc.get_server(
+            oslo_messaging.Target(topic=rpc.AGENT_TOPIC, server=self.host),
+            [endpoint_mod.AgentEndpoint(self)])
 
     def report(self):
         """This agent as the API tier sees it."""
@@ -69,13 +73,10 @@ class Agent:
         self._wake.set()
 
     def start(self):
-        """Listen on the agent topic and start reporting; returns at once
-        (the RPC server connects to the broker, and keeps reconnecting,
-        in its own threads)."""
-        target = oslo_messaging.Target(topic=rpc.AGENT_TOPIC,
-                                       server=self.host)
-        self._server = rpc.get_server(
-            target, [endpoint_mod.AgentEndpoint(self)])
+        """Listen on the agent topic and start reporting (the RPC server
+        connects to the broker, and keeps reconnecting, in its own
+        threads). Take up the journal's unfinished operations first: one
+        accepted before recovery read the journal would run twice."""
         self._server.start()
         self._reporter = threading.Thread(
             target=self._report_loop, name='snapdriver-agent-report',
@@ -87,8 +88,7 @@ class Agent:
     def stop(self):
         self._stopping.set()
         self._wake.set()
-        if self._server is not None:
-            self._server.stop()
+        self._server.stop()
 
     def _report_loop(self):
         while not self._stopping.is_set():

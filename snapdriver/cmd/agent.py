@@ -39,7 +39,6 @@ def main(argv=None):
     try:
         agent = agent_service.Agent(manager, CONF.host,
                                     CONF.agent.report_interval)
-        agent.start()
     except Exception as e:
         manager.stop(wait=False)
         return _cannot_start("cannot serve over [DEFAULT] transport_url: "
@@ -52,7 +51,19 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # Before the agent takes requests: an operation accepted before
+    # recovery read the journal would be queued by both, and run twice.
     service.take_up(manager)
+    try:
+        agent.start()
+    except Exception as e:
+        manager.stop(wait=False)
+        _cannot_start("cannot serve over [DEFAULT] transport_url: %s: %s"
+                      % (type(e).__name__, e))
+        # Recovered operations may run: do not wait for them (the next
+        # start settles them from the journal).
+        logging.shutdown()
+        os._exit(1)
     LOG.info("snapdriver-agent of host %s running with the %s driver",
              CONF.host, CONF.driver)
     while not stopped.wait(3600):

@@ -5,6 +5,7 @@ from unittest import mock
 
 import fixtures
 
+from snapdriver.agent import service as agent_service
 from snapdriver.cmd import agent as agent_cmd
 from snapdriver import exception
 from snapdriver import rpc
@@ -52,3 +53,39 @@ class TestStartUp(base.TestCase):
                       self.stderr.getvalue())
         self.manager.stop.assert_called_once_with(wait=False)
         self.manager.recover.assert_not_called()
+
+
+class TestRecoveryBeforeServing(base.TestCase):
+    """The journal's unfinished operations are taken up before the agent
+    takes requests: an operation accepted before recovery read the
+    journal would be queued by both, and run twice."""
+
+    def test_order(self):
+        self.useFixture(rpc_fixtures.FakeTransport())
+        self.useFixture(fixtures.MockPatch('snapdriver.service.prepare'))
+        order = []
+        manager = mock.Mock()
+        manager.driver.name = 'fake'
+        manager.recover.side_effect = lambda: order.append('recover') or 0
+        self.useFixture(fixtures.MockPatch(
+            'snapdriver.service.build_operations',
+            return_value=(mock.Mock(), manager)))
+        real_start = agent_service.Agent.start
+
+        def start(agent):
+            order.append('serve')
+            real_start(agent)
+
+        self.useFixture(fixtures.MockPatchObject(
+            agent_service.Agent, 'start', start))
+        # main() waits for a signal (here at once), then leaves with
+        # os._exit(0).
+        self.useFixture(fixtures.MockPatch(
+            'signal.signal',
+            side_effect=lambda signum, handler: handler(signum, None)))
+        self.useFixture(fixtures.MockPatch('logging.shutdown'))
+        exit_ = self.useFixture(fixtures.MockPatch('os._exit')).mock
+        self.useFixture(fixtures.FakeLogger())
+        agent_cmd.main([])
+        exit_.assert_called_once_with(0)
+        self.assertEqual(['recover', 'serve'], order)
