@@ -19,7 +19,10 @@ written live before the next step.
 And a live migration seen by the ``agents`` locator: the destination's
 libvirtd has the incoming guest with a disk of the same serial, both
 agents report the volume, and the request is a 409 that names both hosts,
-with nothing changed on either.
+with nothing changed on either. And a migration that has just finished
+while the agents' last reports still place the volume on the source: the
+source's agent refuses it, and the API process asks every agent for a
+fresh report and sends the request to the destination.
 
 Needs ``$SNAPDRIVER_TEST_TRANSPORT_URL`` (a RabbitMQ broker) and
 ``$SNAPDRIVER_TEST_LIBVIRT_URI`` (run through ``tools/with-libvirtd.sh``,
@@ -76,7 +79,12 @@ class Host:
         return self.agent.host
 
 
-class RegionLibvirtTest(base.FunctionalTestCase):
+class RegionLibvirtTestCase(base.FunctionalTestCase):
+    """Hosts A and B, each a libvirtd of its own with a guest, an agent;
+    one API process (``agents`` locator)."""
+
+    #: Seconds between an agent's reports (and whenever asked).
+    report_interval = 1
 
     def setUp(self):
         super().setUp()
@@ -98,7 +106,8 @@ class RegionLibvirtTest(base.FunctionalTestCase):
                 region.host_name(label), url, exchange, driver='libvirt',
                 extra_conf={'libvirt': {
                     'connection_uri': libvirtd.uri, 'quiesce': 'never',
-                    'block_job_poll_interval': 0.1}}))
+                    'block_job_poll_interval': 0.1}},
+                report_interval=self.report_interval))
             self._log_on_failure('agent-%s.log' % label, agent.log_text)
             self.hosts.append(Host(label, libvirtd, volume, agent))
         self.api = self.useFixture(server.ApiServerFixture(
@@ -193,6 +202,9 @@ class RegionLibvirtTest(base.FunctionalTestCase):
             host.volume.write()
         self.check_all()
 
+
+class RegionLibvirtTest(RegionLibvirtTestCase):
+
     def test_create_commit_pull_on_two_hosts(self):
         agents = {agent['host']: agent for agent in region.wait_agents(
             self.api.port, TOKEN, [host.name for host in self.hosts])}
@@ -252,3 +264,51 @@ class RegionLibvirtTest(base.FunctionalTestCase):
         self.check_all()
         self.assertEqual([incoming.volume_path],
                          guest.domain_chain(incoming.domain, 'vdb'))
+
+
+class RegionLibvirtMovedVolumeTest(RegionLibvirtTestCase):
+    """Agents that report only when asked (the interval is longer than
+    the test): what the API process knows of where a volume is can be
+    older than a move."""
+
+    report_interval = 300
+
+    def test_volume_moved_since_the_last_reports(self):
+        # A live migration of A's guest to B has just finished: A's
+        # libvirtd no longer has the guest, B's runs it. The last reports
+        # still place the volume on A. A refuses it; the locator must not
+        # trust those reports again, but ask every agent for a fresh one.
+        a, b = self.hosts
+        volume_id = a.volume.volume_id
+        domain = a.volume.domain
+        xml = domain.XMLDesc(0)
+        domain.destroy()
+        domain.undefine()
+        # Defined again (shut off) before the guest fixture removes it.
+        self.addCleanup(a.volume.fixture.conn.defineXML, xml)
+        share = self.useFixture(fixtures.TempDir()).path
+        moved = builder.attach_volume(self, b.libvirtd.uri, share,
+                                      volume_id, layers=2)
+        agents = {agent['host']: agent['volumes'] for agent in
+                  region.wait_agents(self.api.port, TOKEN, [a.name, b.name])}
+        self.assertEqual({a.name: 2, b.name: 2}, agents)
+
+        snapshot_id = str(uuid.uuid4())
+        new_file = moved.new_overlay(snapshot_id)
+        answer = self.request('POST', body={'snapshot': {
+            'volume_id': volume_id,
+            'create_info': {'snapshot_id': snapshot_id, 'type': 'qcow2',
+                            'new_file': new_file}}})
+        self.assertEqual(200, answer.status, answer)
+        operation = server.wait_for_operations(
+            self.api.port, snapshot_id, token=TOKEN,
+            timeout=STEP_TIMEOUT)[-1]
+        self.assertEqual(('create', 'succeeded', b.name),
+                         (operation['kind'], operation['state'],
+                          operation['host']), operation)
+        moved.names.insert(0, new_file)
+        self.assertEqual(moved.names, operation['chain'])
+        moved.check()
+        self.assertIn('Volume %s is not on host %s after all; trying host '
+                      '%s' % (volume_id, a.name, b.name),
+                      self.api.log_text())
