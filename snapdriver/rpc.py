@@ -12,7 +12,8 @@
 
 """oslo.messaging for the API tier and the agents (``dispatch = agents``).
 
-Two topics:
+Two topics, named after ``[DEFAULT] control_exchange`` (``snapdriver`` by
+default, see :func:`agent_topic`):
 
 ``snapdriver-agent``
     each agent's RPC server, ``server = [DEFAULT] host``: the API tier
@@ -45,8 +46,6 @@ from snapdriver import objects
 
 LOG = log.getLogger(__name__)
 
-AGENT_TOPIC = 'snapdriver-agent'
-API_TOPIC = 'snapdriver-api'
 #: Exceptions an agent may raise that the API process raises again.
 ALLOWED_EXMODS = ['snapdriver.exception']
 
@@ -83,6 +82,27 @@ def set_defaults(control_exchange='snapdriver'):
     """The exchange snapdriver's topics live in (before the transport is
     made)."""
     oslo_messaging.set_transport_defaults(control_exchange)
+
+
+def agent_topic():
+    """The agents' topic: ``<control_exchange>-agent``
+    (``snapdriver-agent`` by default).
+
+    oslo.messaging's rabbit driver names a topic's fanout exchange after
+    the topic alone (``<topic>_fanout``), whatever the control exchange:
+    two regions (or two test runs) on one virtual host whose topics had
+    the same name would hear each other's reports, and list, and send
+    requests to, each other's agents.
+    """
+    get_transport()     # registers [DEFAULT] control_exchange
+    return '%s-agent' % CONF.control_exchange
+
+
+def api_topic():
+    """The API processes' topic: ``<control_exchange>-api``
+    (``snapdriver-api`` by default; see :func:`agent_topic`)."""
+    get_transport()
+    return '%s-api' % CONF.control_exchange
 
 
 def api_server_name():

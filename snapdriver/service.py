@@ -117,7 +117,7 @@ def build_tier_operations():
                            'host locator', registry=registry, agents=agents)
     listener = registry_mod.ReportListener(registry, agents)
     LOG.info("API tier: requests go to the agents (topic %s) over %s; "
-             "hosts found by the %s locator", rpc.AGENT_TOPIC,
+             "hosts found by the %s locator", rpc.agent_topic(),
              _safe_url(CONF.transport_url), locator.name)
     return remote.RemoteOperationsAPI(locator, agents, registry), listener
 

@@ -143,7 +143,7 @@ class ReportListener:
         self._server = None
 
     def start(self):
-        target = oslo_messaging.Target(topic=rpc.API_TOPIC,
+        target = oslo_messaging.Target(topic=rpc.api_topic(),
                                        server=rpc.api_server_name())
         self._server = rpc.get_server(target,
                                       [ReportsEndpoint(self.registry)])

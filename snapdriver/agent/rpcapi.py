@@ -12,7 +12,8 @@
 
 """The agents' RPC API, as the API tier calls it.
 
-Every agent serves topic ``snapdriver-agent`` under its ``[DEFAULT] host``
+Every agent serves topic ``snapdriver-agent`` (``<control_exchange>-agent``)
+under its ``[DEFAULT] host``
 (:mod:`snapdriver.agent.endpoint`); the API tier reaches it with
 :class:`AgentAPI`.
 
@@ -49,7 +50,7 @@ class AgentAPI:
 
     def __init__(self, timeout):
         self.timeout = timeout
-        target = oslo_messaging.Target(topic=rpc.AGENT_TOPIC,
+        target = oslo_messaging.Target(topic=rpc.agent_topic(),
                                        version=VERSION)
         transport = rpc.get_transport()
         self._client = oslo_messaging.get_rpc_client(

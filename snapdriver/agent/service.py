@@ -46,12 +46,12 @@ class Agent:
         self._unreachable_since = None
         transport = rpc.get_transport()
         self._api = oslo_messaging.get_rpc_client(
-            transport, oslo_messaging.Target(topic=rpc.API_TOPIC),
+            transport, oslo_messaging.Target(topic=rpc.api_topic()),
             serializer=rpc.Serializer())
         # Made here, started by start(): a configuration that cannot work
         # fails before the caller takes up the journal's operations.
         self._server = rpc.get_server(
-            oslo_messaging.Target(topic=rpc.AGENT_TOPIC, server=self.host),
+            oslo_messaging.Target(topic=rpc.agent_topic(), server=self.host),
             [endpoint_mod.AgentEndpoint(self)])
 
     def report(self):
@@ -83,7 +83,7 @@ class Agent:
             daemon=True)
         self._reporter.start()
         LOG.info("Agent of host %s serving topic %s with the %s driver",
-                 self.host, rpc.AGENT_TOPIC, self.manager.driver.name)
+                 self.host, rpc.agent_topic(), self.manager.driver.name)
 
     def stop(self):
         self._stopping.set()

@@ -136,7 +136,7 @@ class TestAgentAPI(RPCTestCase):
     def test_versions(self):
         self.assertEqual('1.0', rpcapi.VERSION)
         self.assertEqual(rpcapi.VERSION, self.agents._client.target.version)
-        self.assertEqual(rpc.AGENT_TOPIC, self.agents._client.target.topic)
+        self.assertEqual(rpc.agent_topic(), self.agents._client.target.topic)
 
 
 class TestReports(RPCTestCase):
@@ -228,3 +228,30 @@ class TestWithTheRealManager(RPCTestCase):
             volume_id='vol-9', snapshot_id='snap-3', new_file='new')
         self.assertRaises(exception.VolumeNotAttached, self.agents.accept,
                           caller(), HOST, elsewhere, time.time() + 5)
+
+
+class TestTopics(RPCTestCase):
+    """The rabbit driver names a fanout exchange after its topic alone
+    (``<topic>_fanout``): regions that share a virtual host keep apart
+    only if their topics are named after their control exchanges."""
+
+    def topics(self):
+        agent = agent_service.Agent(fakes.FakeManager(), HOST, 60)
+        agents = rpcapi.AgentAPI(timeout=5)
+        listener = registry_mod.ReportListener(
+            registry_mod.AgentRegistry(down_time=60), agents)
+        listener.start()
+        self.addCleanup(listener.stop)
+        return {agent._server._target.topic, agents._client.target.topic,
+                agents._fanout.target.topic}, {
+            agent._api.target.topic, listener._server._target.topic}
+
+    def test_default(self):
+        self.assertEqual(({'snapdriver-agent'}, {'snapdriver-api'}),
+                         self.topics())
+
+    def test_named_after_the_control_exchange(self):
+        rpc.cleanup()
+        self.conf.config(control_exchange='region-b')
+        self.assertEqual(({'region-b-agent'}, {'region-b-api'}),
+                         self.topics())
