@@ -54,15 +54,17 @@ class V21Controller(object):
     def _lookup(self, *remainder):
         if remainder == ('openapi.json',):
             return OpenAPIController(), ()
-        if remainder and remainder[0] == AGENTS:
-            return agents.AgentsController(), remainder[1:]
-        if len(remainder) >= 2 and remainder[1] == AGENTS:
-            return agents.AgentsController(remainder[0]), remainder[2:]
+        # A resource right after /v2.1 first: /v2.1/<resource>/<id> is an
+        # item, whatever its id (not a project named like a resource).
         if remainder and remainder[0] == RESOURCE:
             return avs.AssistedVolumeSnapshotsController(), remainder[1:]
+        if remainder and remainder[0] == AGENTS:
+            return agents.AgentsController(), remainder[1:]
         if len(remainder) >= 2 and remainder[1] == RESOURCE:
             return (avs.AssistedVolumeSnapshotsController(remainder[0]),
                     remainder[2:])
+        if len(remainder) >= 2 and remainder[1] == AGENTS:
+            return agents.AgentsController(remainder[0]), remainder[2:]
         pecan.abort(404)
 
 

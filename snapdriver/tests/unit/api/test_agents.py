@@ -69,6 +69,18 @@ class TestLocal(base.ApiTestCase):
                                 status=404)
         self.assert_fault(response, 404, 'itemNotFound')
 
+    def test_a_snapshot_id_named_like_the_resource(self):
+        # /v2.1/<resource>/<id> is an item of the resource, not the agents
+        # of a project named like it.
+        response = self.app.get(
+            '/v2.1/os-assisted-volume-snapshots/os-snapdriver-agents',
+            headers=base.ADMIN, status=404)
+        self.assert_fault(response, 404, 'itemNotFound',
+                          'snapshot os-snapdriver-agents')
+        self.app.delete(
+            '/v2.1/os-assisted-volume-snapshots/os-snapdriver-agents'
+            '?delete_info={}', headers=base.ADMIN, status=400)
+
     def test_a_driver_that_cannot_list(self):
         self.useFixture(fixtures.MockPatchObject(
             self.driver, 'attached_volumes',
