@@ -27,8 +27,10 @@ PATH = '/v2.1/openapi.json'
 _MIN = microversion.to_str(microversion.MIN_VERSION)
 _MAX = microversion.to_str(microversion.MAX_VERSION)
 _STRICT = microversion.to_str(microversion.STRICT_QUERY_VERSION)
-# The same as controllers.root.RESOURCE (root imports this module).
+# The same as controllers.root.RESOURCE and AGENTS (root imports this
+# module).
 _RESOURCE = 'os-assisted-volume-snapshots'
+_AGENTS = 'os-snapdriver-agents'
 
 _VERSION = r'(latest|[1-9][0-9]*\.(0|[1-9][0-9]*))'
 
@@ -51,8 +53,13 @@ _ERROR_DESCRIPTIONS = {
     411: "A chunked request body: send the body with a Content-Length.",
     413: "The request body is larger than [api] max_request_body_size.",
     415: "The request body is not application/json.",
-    503: "The identity service cannot be reached to validate the token "
-         "(keystone authentication only).",
+    503: "Something the request needs cannot be reached, and nothing was "
+         "done; the message says what: the identity service validating the "
+         "token (keystone authentication), the hypervisor, or in a region "
+         "(dispatch = agents) the agent of the volume's host (no agent for "
+         "that host, an agent down or that did not answer within [api] "
+         "agent_timeout, the message broker), or Cinder where the cinder "
+         "host locator asks it.",
 }
 _COMMON_ERRORS = (400, 406, 411, 413)
 _AUTH_ERRORS = (401, 403, 503)
@@ -263,9 +270,43 @@ def _operation_schema():
                     'reported_at': _nullable(string),
                 },
             },
+            'host': {
+                'type': 'string',
+                'description': "In a region (dispatch = agents): the host "
+                               "whose agent ran the operation. A single-"
+                               "process service leaves it out.",
+            },
         },
         'required': ['id', 'snapshot_id', 'volume_id', 'kind', 'state',
                      'error', 'chain', 'created_at'],
+    }
+
+
+def _agent_schema():
+    return {
+        'description': "An agent of the region, as its latest report shows "
+                       "it; a single-process service lists itself.",
+        'type': 'object',
+        'properties': {
+            'host': {'type': 'string',
+                     'description': "Its [DEFAULT] host."},
+            'state': {'type': 'string', 'enum': ['up', 'down'],
+                      'description': "down: silent for [api] "
+                                     "agent_down_time seconds."},
+            'last_seen': {'type': 'string',
+                          'description': "When its latest report came, "
+                                         "UTC."},
+            'driver': {'type': 'string'},
+            'version': {'type': 'string',
+                        'description': "Its snapdriver version."},
+            'volumes': {'type': ['integer', 'null'], 'minimum': 0,
+                        'description': "How many volumes its driver sees "
+                                       "attached; null when the driver "
+                                       "cannot tell."},
+        },
+        'required': ['host', 'state', 'last_seen', 'driver', 'version',
+                     'volumes'],
+        'additionalProperties': False,
     }
 
 
@@ -296,6 +337,14 @@ def _schemas():
                 'type': 'array', 'minItems': 1,
                 'items': _ref('schemas', 'Operation')}},
             'required': ['operations'],
+            'additionalProperties': False,
+        },
+        'Agent': _agent_schema(),
+        'Agents': {
+            'type': 'object',
+            'properties': {'agents': {
+                'type': 'array', 'items': _ref('schemas', 'Agent')}},
+            'required': ['agents'],
             'additionalProperties': False,
         },
         'Version': _version_schema(),
@@ -421,6 +470,30 @@ def _resource_paths(with_project):
     return {resource: collection, resource + '/{snapshot_id}': item}
 
 
+def _agents_path(with_project):
+    prefix = '/v2.1/{project_id}' if with_project else '/v2.1'
+    first = [_ref('parameters', 'ProjectId')] if with_project else []
+    return {'%s/%s' % (prefix, _AGENTS): {'get': {
+        'operationId': 'listSnapdriverAgents' + (
+            'InProject' if with_project else ''),
+        'summary': "The agents of the region (snapdriver's addition, for "
+                   "operators)",
+        'description': "Each agent's host, whether it is up, when it last "
+                       "reported, its driver, version and how many volumes "
+                       "its driver sees, as this API process heard them. "
+                       "A single-process service lists itself. Default "
+                       "policy: admin only." + (
+                           " The project id in the URL must be the "
+                           "token's project." if with_project else ""),
+        'tags': [_AGENTS],
+        'parameters': first + [_ref('parameters', 'XAuthToken')] + list(
+            _VERSION_PARAMETERS),
+        'responses': dict(
+            {'200': _json_response("The agents, by host name.", 'Agents')},
+            **_errors(_COMMON_ERRORS + _AUTH_ERRORS)),
+    }}}
+
+
 def build():
     """The OpenAPI document as a dict (JSON-serialisable)."""
     paths = {}
@@ -445,6 +518,8 @@ def build():
         })
     paths.update(_resource_paths(with_project=False))
     paths.update(_resource_paths(with_project=True))
+    paths.update(_agents_path(with_project=False))
+    paths.update(_agents_path(with_project=True))
     return {
         'openapi': OPENAPI_VERSION,
         'info': {
@@ -467,7 +542,8 @@ def build():
                         'identifier': 'Apache-2.0'},
         },
         'servers': [{'url': '/'}],
-        'tags': [{'name': 'discovery'}, {'name': _RESOURCE}],
+        'tags': [{'name': 'discovery'}, {'name': _RESOURCE},
+                 {'name': _AGENTS}],
         'paths': paths,
         'components': {
             'schemas': _schemas(),

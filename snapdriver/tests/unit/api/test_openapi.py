@@ -18,6 +18,8 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
 COMMITTED = os.path.join(TOP, 'doc', 'api', 'openapi.yaml')
 RESOURCE = '/v2.1/os-assisted-volume-snapshots'
 PROJECT_RESOURCE = '/v2.1/{project_id}/os-assisted-volume-snapshots'
+AGENTS = '/v2.1/os-snapdriver-agents'
+PROJECT_AGENTS = '/v2.1/{project_id}/os-snapdriver-agents'
 
 
 class TestDocument(base.base.TestCase):
@@ -62,9 +64,53 @@ class TestDocument(base.base.TestCase):
              RESOURCE: ['post'],
              RESOURCE + '/{snapshot_id}': ['delete', 'get'],
              PROJECT_RESOURCE: ['post'],
-             PROJECT_RESOURCE + '/{snapshot_id}': ['delete', 'get']},
+             PROJECT_RESOURCE + '/{snapshot_id}': ['delete', 'get'],
+             AGENTS: ['get'], PROJECT_AGENTS: ['get']},
             {path: sorted(methods) for path, methods in paths.items()})
         self.assertEqual('os-assisted-volume-snapshots', root.RESOURCE)
+        self.assertEqual('os-snapdriver-agents', root.AGENTS)
+
+    def validator(self, name):
+        return jsonschema.Draft202012Validator(
+            {'$ref': '#/components/schemas/%s' % name,
+             'components': self.document['components']})
+
+    def test_agents_schema(self):
+        agents = self.validator('Agents')
+        agent = {'host': 'compute-1', 'state': 'up',
+                 'last_seen': '2026-01-02T03:04:05.000000Z',
+                 'driver': 'libvirt', 'version': '1.0', 'volumes': 3}
+        agents.validate({'agents': [agent, dict(agent, volumes=None,
+                                                state='down')]})
+        agents.validate({'agents': []})
+        for wrong in (dict(agent, state='gone'), dict(agent, extra=1),
+                      {k: v for k, v in agent.items() if k != 'volumes'}):
+            self.assertRaises(jsonschema.ValidationError, agents.validate,
+                              {'agents': [wrong]})
+        for path in (AGENTS, PROJECT_AGENTS):
+            get = self.document['paths'][path]['get']
+            self.assertEqual(
+                {'200', '400', '401', '403', '406', '411', '413', '503'},
+                set(get['responses']))
+
+    def test_an_operation_may_name_its_host(self):
+        operation = self.validator('Operation')
+        view = {'id': 'op', 'snapshot_id': 's', 'volume_id': 'v',
+                'kind': 'create', 'state': 'queued', 'error': None,
+                'chain': [], 'created_at': None}
+        operation.validate(view)
+        operation.validate(dict(view, host='compute-1'))
+        self.assertRaises(jsonschema.ValidationError, operation.validate,
+                          dict(view, host=None))
+        self.assertNotIn('host', self.document['components']['schemas'][
+            'Operation']['required'])
+
+    def test_503_says_what_cannot_be_reached(self):
+        description = self.document['components']['responses'][
+            'ServiceUnavailable']['description']
+        for word in ('identity service', 'agent', 'message broker',
+                     'Cinder'):
+            self.assertIn(word, description)
 
     def test_every_error_response_has_the_fault_shape(self):
         components = self.document['components']
@@ -106,6 +152,15 @@ class TestDocument(base.base.TestCase):
 
 
 class TestServed(base.ApiTestCase):
+
+    def test_the_agents_answer_is_documented(self):
+        document = openapi.build()
+        validator = jsonschema.Draft202012Validator(
+            {'$ref': '#/components/schemas/Agents',
+             'components': document['components']})
+        for path in ('/v2.1/os-snapdriver-agents',
+                     '/v2.1/p1/os-snapdriver-agents'):
+            validator.validate(self.app.get(path, headers=base.ADMIN).json)
 
     def test_served_without_a_token(self):
         response = self.app.get('/v2.1/openapi.json')
