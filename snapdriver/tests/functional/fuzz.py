@@ -39,6 +39,7 @@ from snapdriver.api import openapi
 PROJECT = 'fuzzproject'
 ADMIN = 'admin:' + PROJECT
 RESOURCE = 'os-assisted-volume-snapshots'
+AGENTS = 'os-snapdriver-agents'
 # The served range (2.1 to the compute API's maximum); the answers' headers
 # must stay inside it.
 MIN_MINOR = microversion.MIN_VERSION[1]
@@ -245,17 +246,25 @@ def route_of(path):
         return '/v2.1/openapi.json'
     parts = path.split(b'/')
     resource = RESOURCE.encode()
+    agents = AGENTS.encode()
     if len(parts) >= 3 and parts[:2] == [b'', b'v2.1']:
         rest = parts[2:]
+        # In the order the service routes them.
         if rest == [resource]:
             return '/v2.1/%s' % RESOURCE
         if len(rest) == 2 and rest[0] == resource and rest[1]:
             return '/v2.1/%s/{snapshot_id}' % RESOURCE
+        if rest == [agents]:
+            return '/v2.1/%s' % AGENTS
+        if rest[0] in (resource, agents):
+            return '<other path>'
         if len(rest) == 2 and rest[1] == resource and rest[0]:
             return '/v2.1/{project_id}/%s' % RESOURCE
         if (len(rest) == 3 and rest[1] == resource and rest[0]
                 and rest[2]):
             return '/v2.1/{project_id}/%s/{snapshot_id}' % RESOURCE
+        if len(rest) == 2 and rest[1] == agents and rest[0]:
+            return '/v2.1/{project_id}/%s' % AGENTS
     return '<other path>'
 
 
@@ -541,6 +550,8 @@ class Checker:
         ('GET', '/v2.1/%s/{snapshot_id}' % RESOURCE): 'Operations',
         ('GET', '/v2.1/{project_id}/%s/{snapshot_id}' % RESOURCE):
             'Operations',
+        ('GET', '/v2.1/%s' % AGENTS): 'Agents',
+        ('GET', '/v2.1/{project_id}/%s' % AGENTS): 'Agents',
     }
 
 
@@ -559,6 +570,10 @@ _FIXED_PATHS = (
     b'/v2.1/os-assisted-volume-snapshots/%s' % SNAPSHOT_POOL[0].encode(),
     b'/v2.1/%s/os-assisted-volume-snapshots' % PROJECT.encode(),
     b'/v2.1/%s/os-assisted-volume-snapshots/x' % PROJECT.encode(),
+    b'/v2.1/os-snapdriver-agents', b'/v2.1/os-snapdriver-agents/',
+    b'/v2.1/%s/os-snapdriver-agents' % PROJECT.encode(),
+    b'/v2.1/os-snapdriver-agents/x',
+    b'/v2.1/os-assisted-volume-snapshots/os-snapdriver-agents',
     b'/v2', b'/v2.0', b'/v3', b'/v2.1/servers', b'//v2.1', b'/v2.1//',
     b'/v2.1/os-assisted-volume-snapshots/a/b', b'/healthcheck/',
     b'/v2.1/openapi.json/x', b'/v2.1/openapi.yaml', b'*',
@@ -699,13 +714,13 @@ def _file_name(draw, model, volume):
     return draw(_BAD_NAMES)
 
 
-def _path(draw, tail):
+def _path(draw, tail, resource=RESOURCE):
     """The resource's path, with the token's project, another one or no
     project id."""
     kind = draw(_ints(0, 9))
     project = '' if kind < 5 else (
         PROJECT + '/' if kind < 9 else 'someone-else/')
-    return ('/v2.1/%s%s%s' % (project, RESOURCE, tail)).encode()
+    return ('/v2.1/%s%s%s' % (project, resource, tail)).encode()
 
 
 @st.composite
@@ -799,6 +814,10 @@ def realistic_delete(draw, model):
 
 @st.composite
 def realistic_get(draw, model):
+    if _one_in(draw, 8):
+        headers, expected = _common_headers(draw)
+        return Request('realistic get', b'GET', _path(draw, '', AGENTS),
+                       headers, expect_version=expected)
     if draw(_BOOLEANS):
         snapshot_id = _choose(draw, model.snapshots)
     else:
@@ -814,7 +833,7 @@ _SEGMENTS = st.one_of(
     st.sampled_from((b'', b'.', b'..', b'%2e%2e', b'%2F', b'%00', b'%ff',
                      b'%c3%28', b'%', b'%zz', b'\xff\xfe', b'\xc3\xa9', b'~',
                      b';x=1', RESOURCE.encode(), b'v2.1', PROJECT.encode(),
-                     b'openapi.json')),
+                     b'openapi.json', AGENTS.encode())),
     st.text(max_size=20).map(
         lambda t: urllib.parse.quote(t, safe='').encode('ascii')),
     st.binary(max_size=12).map(

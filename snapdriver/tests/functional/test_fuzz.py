@@ -357,6 +357,25 @@ class TestChecker(base.TestCase):
         self.assertEqual([], self.checks(self.answer(
             200, {'snapshot': {'id': None, 'volumeId': 'KeyError'}})))
 
+    def test_the_agents_list(self):
+        agent = {'host': 'compute-1', 'state': 'up',
+                 'last_seen': '2026-01-02T03:04:05.000000Z',
+                 'driver': 'fake', 'version': '1.0', 'volumes': 5}
+        for path in (b'/v2.1/os-snapdriver-agents',
+                     b'/v2.1/%s/os-snapdriver-agents' % fuzz.PROJECT.encode()):
+            request = fuzz.Request('test', b'GET', path, [
+                (b'X-Auth-Token', fuzz.ADMIN.encode())], b'',
+                expect_version='2.1')
+            self.assertEqual([], self.checks(
+                self.answer(200, {'agents': [agent]}), request))
+            self.assertEqual(['documented success'], self.checks(
+                self.answer(200, {'agents': [dict(agent, state='x')]}),
+                request))
+            self.assertEqual(['success for a method the path does not '
+                              'serve'], self.checks(
+                self.answer(200, {'agents': []}),
+                fuzz.Request('test', b'POST', path, expect_version='2.1')))
+
     def test_expected_version(self):
         expected = fuzz.expected_version
         self.assertEqual('2.1', expected(None, None))
