@@ -8,8 +8,11 @@ opts = [
     cfg.IntOpt('report_interval', default=10, min=1,
                help="Seconds between two reports of an agent to the API "
                     "tier (its driver, version and the volume serials its "
-                    "driver sees). An agent also reports at start and soon "
-                    "after each operation ends."),
+                    "driver sees). An agent also reports at start, and at "
+                    "once whenever an API process asks: when that process "
+                    "starts, and when no report names a volume it was "
+                    "asked about. The API tier's [api] agent_down_time "
+                    "must be several times this."),
 ]
 
 
