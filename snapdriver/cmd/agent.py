@@ -43,18 +43,13 @@ def main(argv=None):
         manager.stop(wait=False)
         return _cannot_start("cannot serve over [DEFAULT] transport_url: "
                              "%s: %s" % (type(e).__name__, e))
-    stopped = threading.Event()
-
-    def stop(signum, frame):
-        LOG.info("Signal %d: stopping", signum)
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     # Before the agent takes requests: an operation accepted before
     # recovery read the journal would be queued by both, and run twice.
     service.take_up(manager)
     try:
+        # Waits for the broker while it cannot be reached (oslo.messaging
+        # retries, logging each try); SIGTERM meanwhile ends the process
+        # at once, which the journal makes safe.
         agent.start()
     except Exception as e:
         manager.stop(wait=False)
@@ -64,6 +59,14 @@ def main(argv=None):
         # start settles them from the journal).
         logging.shutdown()
         os._exit(1)
+    stopped = threading.Event()
+
+    def stop(signum, frame):
+        LOG.info("Signal %d: stopping", signum)
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     LOG.info("snapdriver-agent of host %s running with the %s driver",
              CONF.host, CONF.driver)
     while not stopped.wait(3600):

@@ -58,7 +58,8 @@ class TestStartUp(base.TestCase):
 class TestRecoveryBeforeServing(base.TestCase):
     """The journal's unfinished operations are taken up before the agent
     takes requests: an operation accepted before recovery read the
-    journal would be queued by both, and run twice."""
+    journal would be queued by both, and run twice. SIGTERM is handled
+    once the agent serves."""
 
     def test_order(self):
         self.useFixture(rpc_fixtures.FakeTransport())
@@ -78,14 +79,21 @@ class TestRecoveryBeforeServing(base.TestCase):
 
         self.useFixture(fixtures.MockPatchObject(
             agent_service.Agent, 'start', start))
+
         # main() waits for a signal (here at once), then leaves with
         # os._exit(0).
-        self.useFixture(fixtures.MockPatch(
-            'signal.signal',
-            side_effect=lambda signum, handler: handler(signum, None)))
+        def signal(signum, handler):
+            order.append('signal')
+            handler(signum, None)
+
+        self.useFixture(fixtures.MockPatch('signal.signal',
+                                           side_effect=signal))
         self.useFixture(fixtures.MockPatch('logging.shutdown'))
         exit_ = self.useFixture(fixtures.MockPatch('os._exit')).mock
         self.useFixture(fixtures.FakeLogger())
         agent_cmd.main([])
         exit_.assert_called_once_with(0)
-        self.assertEqual(['recover', 'serve'], order)
+        # Its own SIGTERM handler only once it serves: start() waits for
+        # a broker that cannot be reached, and a SIGTERM meanwhile must
+        # end the process (the default), not wait for the broker.
+        self.assertEqual(['recover', 'serve', 'signal', 'signal'], order)
