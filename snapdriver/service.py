@@ -119,7 +119,9 @@ def build_tier_operations():
     LOG.info("API tier: requests go to the agents (topic %s) over %s; "
              "hosts found by the %s locator", rpc.agent_topic(),
              _safe_url(CONF.transport_url), locator.name)
-    return remote.RemoteOperationsAPI(locator, agents, registry), listener
+    return remote.RemoteOperationsAPI(
+        locator, agents, registry,
+        connected=listener.connected), listener
 
 
 def _safe_url(url):

@@ -135,19 +135,52 @@ class ReportsEndpoint:
 
 class ReportListener:
     """Listens for agents' reports (fanout) in an API process, and asks
-    every agent to report at once when it starts."""
+    every agent to report at once when it starts.
+
+    oslo.messaging waits for the broker as long as it cannot be reached
+    when a process first connects, whatever a call's ``retry``: the
+    listener connects in a thread of its own, so that the process serves
+    meanwhile (a 503 for what needs the agents), and :attr:`connected` is
+    set once the listener and the process's calls (its reply queue) have
+    reached the broker.
+    """
 
     def __init__(self, registry, agents_api):
         self.registry = registry
         self._agents_api = agents_api
         self._server = None
+        self._lock = threading.Lock()
+        self._listening = False
+        self._stopped = False
+        self.connected = threading.Event()
 
     def start(self):
+        """Returns at once; see the class."""
         target = oslo_messaging.Target(topic=rpc.api_topic(),
                                        server=rpc.api_server_name())
         self._server = rpc.get_server(target,
                                       [ReportsEndpoint(self.registry)])
-        self._server.start()
+        threading.Thread(target=self._connect, name='snapdriver-reports',
+                         daemon=True).start()
+
+    def _connect(self):
+        started = time.monotonic()
+        try:
+            self._server.start()
+            with self._lock:
+                if self._stopped:
+                    self._server.stop()
+                    return
+                self._listening = True
+            self._agents_api.connect()
+        except Exception:
+            LOG.exception("Cannot listen for the agents' reports; requests "
+                          "that need the agents are answered 503")
+            return
+        self.connected.set()
+        LOG.info("Listening for the agents' reports on topic %s (the "
+                 "broker answered after %.1f s)", rpc.api_topic(),
+                 time.monotonic() - started)
         self.refresh()
 
     def refresh(self):
@@ -158,5 +191,8 @@ class ReportListener:
             LOG.warning("Cannot ask the agents to report (%s)", error)
 
     def stop(self):
-        if self._server is not None:
+        with self._lock:
+            self._stopped = True
+            listening = self._listening
+        if listening:
             self._server.stop()

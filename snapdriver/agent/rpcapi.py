@@ -32,6 +32,9 @@ import oslo_messaging
 from snapdriver import rpc
 
 VERSION = '1.0'
+#: A server name no agent has (a host name has no '+'); see
+#: :meth:`AgentAPI.connect`.
+CONNECT_HOST = 'snapdriver+connect'
 
 
 class AgentAPI:
@@ -60,6 +63,20 @@ class AgentAPI:
         # Reports and report_now go to whoever listens, or to nobody.
         self._fanout = oslo_messaging.get_rpc_client(
             transport, target, serializer=rpc.Serializer())
+
+    def connect(self):
+        """Set up this process's connection to the broker and its reply
+        queue, waiting for the broker as long as it cannot be reached:
+        oslo.messaging does both at a process's first call, retrying
+        whatever the call's ``retry``. It calls a host that no agent
+        serves (at once ``MessageUndeliverable`` on a broker).
+        """
+        try:
+            self._call(None, CONNECT_HOST, 'ping', timeout=0.5)
+        except (oslo_messaging.MessageUndeliverable,
+                oslo_messaging.MessagingException):
+            # (MessageUndeliverable is not a MessagingException.)
+            pass
 
     def _call(self, context, host, method, timeout=None, **kwargs):
         client = self._client.prepare(server=host, retry=0,

@@ -47,19 +47,35 @@ class RemoteOperationsAPI(api.OperationsAPI):
     """:param locator: a :class:`snapdriver.locators.base.HostLocator`.
     :param agents: a :class:`snapdriver.agent.rpcapi.AgentAPI`.
     :param registry: the :class:`snapdriver.agent.registry.AgentRegistry`.
+    :param connected: a :class:`threading.Event` set once this process has
+        reached the broker (:attr:`snapdriver.agent.registry.
+        ReportListener.connected`); until then every request is a 503 at
+        once. None: connected from the start.
     """
 
-    def __init__(self, locator, agents, registry, clock=time.time):
+    def __init__(self, locator, agents, registry, clock=time.time,
+                 connected=None):
         self._locator = locator
         self._agents = agents
         self._registry = registry
         self._clock = clock
+        self._connected = connected
         self._lock = threading.Lock()
         self._hosts = collections.OrderedDict()   # snapshot id -> host
 
     # accept
 
+    def _check_connected(self):
+        # Before the process first reached the broker, oslo.messaging
+        # would wait for it, whatever the call's retry.
+        if self._connected is not None and not self._connected.is_set():
+            raise exception.AgentUnavailable(
+                reason="The message broker cannot be reached ([DEFAULT] "
+                "transport_url): this API process has not reached it "
+                "since it started; nothing was done.")
+
     def accept(self, context, request):
+        self._check_connected()
         host = self._locator.locate(context, request.volume_id)
         try:
             view = self._accept_on(context, host, request)
@@ -145,6 +161,7 @@ class RemoteOperationsAPI(api.OperationsAPI):
     # query
 
     def query(self, context, snapshot_id):
+        self._check_connected()
         with self._lock:
             host = self._hosts.get(snapshot_id)
         if host is not None:

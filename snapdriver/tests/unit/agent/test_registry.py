@@ -168,3 +168,65 @@ class TestListener(base.TestCase):
 
     def test_stop_before_start(self):
         registry_mod.ReportListener(mock.Mock(), mock.Mock()).stop()
+
+
+class TestListenerConnects(base.TestCase):
+    """oslo.messaging waits for a broker that cannot be reached at a
+    process's first connection: the listener waits in a thread of its
+    own, and says when the process has reached the broker."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fixtures.FakeLogger())
+        self.broker_up = threading.Event()
+        self.server = mock.Mock()
+        self.server.start.side_effect = lambda: self.broker_up.wait(10)
+        self.get_server = self.useFixture(fixtures.MockPatch(
+            'snapdriver.rpc.get_server', return_value=self.server)).mock
+        self.useFixture(fixtures.MockPatch('snapdriver.rpc.api_topic',
+                                           return_value='snapdriver-api'))
+        self.agents = mock.Mock()
+        self.listener = registry_mod.ReportListener(mock.Mock(), self.agents)
+
+    def test_start_returns_at_once(self):
+        started = time.monotonic()
+        self.listener.start()
+        self.assertLess(time.monotonic() - started, 1)
+        self.assertFalse(self.listener.connected.wait(0.1))
+        self.agents.connect.assert_not_called()
+        self.broker_up.set()
+        self.assertTrue(self.listener.connected.wait(5))
+        self.agents.connect.assert_called_once_with()
+        # Then it asks the agents to report.
+        for _ in range(100):
+            if self.agents.report_now.called:
+                break
+            time.sleep(0.01)
+        self.agents.report_now.assert_called_once_with(None)
+        self.listener.stop()
+        self.server.stop.assert_called_once_with()
+
+    def test_a_failure_is_logged(self):
+        log = self.useFixture(fixtures.FakeLogger())
+        self.server.start.side_effect = RuntimeError('no such exchange')
+        self.listener.start()
+        for _ in range(100):
+            if 'Cannot listen' in log.output:
+                break
+            time.sleep(0.01)
+        self.assertIn("Cannot listen for the agents' reports; requests that "
+                      "need the agents are answered 503", log.output)
+        self.assertFalse(self.listener.connected.is_set())
+
+    def test_stopped_while_waiting_for_the_broker(self):
+        self.listener.start()
+        self.listener.stop()
+        self.server.stop.assert_not_called()
+        self.broker_up.set()
+        for _ in range(100):
+            if self.server.stop.called:
+                break
+            time.sleep(0.01)
+        self.server.stop.assert_called_once_with()
+        self.assertFalse(self.listener.connected.is_set())
+        self.agents.connect.assert_not_called()

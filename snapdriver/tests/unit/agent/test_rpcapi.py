@@ -133,6 +133,19 @@ class TestAgentAPI(RPCTestCase):
                           caller(), HOST, 'snap-1', timeout=2)
         prepare.assert_called_once_with(server=HOST, retry=0, timeout=2)
 
+    def test_connect(self):
+        # A call to a host nobody serves: on a broker MessageUndeliverable
+        # at once, here a short timeout; either way it returns.
+        call = self.useFixture(fixtures.MockPatchObject(
+            self.agents, '_call', wraps=self.agents._call)).mock
+        self.agents.connect()
+        call.assert_called_once_with(None, rpcapi.CONNECT_HOST, 'ping',
+                                     timeout=0.5)
+        # What a broker answers (not a MessagingException).
+        call.side_effect = oslo_messaging.MessageUndeliverable(
+            Exception(), 'snapdriver', rpcapi.CONNECT_HOST, 'ping')
+        self.agents.connect()
+
     def test_versions(self):
         self.assertEqual('1.0', rpcapi.VERSION)
         self.assertEqual(rpcapi.VERSION, self.agents._client.target.version)
@@ -149,6 +162,7 @@ class TestReports(RPCTestCase):
             registry, rpcapi.AgentAPI(timeout=5))
         listener.start()
         self.addCleanup(listener.stop)
+        self.assertTrue(listener.connected.wait(10))
         return registry
 
     def wait_for(self, registry, hosts, timeout=10):

@@ -239,6 +239,23 @@ class TestAccept(RemoteTestCase):
                           'ctx', CREATE)
         self.assertEqual(2, len(self.agents.calls))
 
+    def test_before_this_process_reached_the_broker(self):
+        connected = threading.Event()
+        api = remote.RemoteOperationsAPI(self.locator, self.agents,
+                                         self.registry, connected=connected)
+        self.agents.answers['accept', 'compute-1'] = view('compute-1')
+        self.agents.answers['query', 'compute-1'] = [view('compute-1')]
+        for call in (lambda: api.accept('ctx', CREATE),
+                     lambda: api.query('ctx', 'snap-1')):
+            self.assert_unavailable(
+                call, "The message broker cannot be reached ([DEFAULT] "
+                "transport_url): this API process has not reached it since "
+                "it started; nothing was done.")
+        self.assertEqual(([], []), (self.locator.located, self.agents.calls))
+        connected.set()
+        api.accept('ctx', CREATE)
+        api.query('ctx', 'snap-1')
+
     def test_agents(self):
         self.registry.update(report('compute-1', 'vol-1'))
         self.assertEqual(self.registry.agents(), self.api.agents('ctx'))
@@ -383,6 +400,7 @@ class TestBuildTier(base.TestCase):
         self.assertEqual(7, operations._agents.timeout)
         self.assertEqual(11, operations._registry.down_time)
         self.assertIs(operations._registry, listener.registry)
+        self.assertIs(listener.connected, operations._connected)
 
     def test_the_cinder_locator(self):
         self.conf.config(host_locator='cinder', group='api')
@@ -409,7 +427,7 @@ class TestBuildTier(base.TestCase):
         self.assertIsInstance(runner, service._Tier)
         runner.start()
         self.addCleanup(runner.stop)
-        self.assertIsNotNone(runner.listener._server)
+        self.assertTrue(runner.listener.connected.wait(10))
 
     def test_the_url_is_logged_without_its_password(self):
         self.assertEqual('rabbit://broker-1:5671,broker-2:5671/snapdriver',
