@@ -1,0 +1,149 @@
+"""snapdriver-manage: commands for operators.
+
+::
+
+    snapdriver-manage [--config-file FILE] agents list [--wait SECONDS]
+
+Commands come in categories, as nova-manage's do (an oslo.config
+sub-command ``category``, then an action with its own arguments); each
+category is a class of :data:`CATEGORIES` whose public methods are its
+actions, their command-line arguments declared with :func:`args`. A
+command returns the process's exit code.
+"""
+
+import sys
+import time
+
+from oslo_config import cfg
+from oslo_log import log
+
+from snapdriver.conf import CONF
+from snapdriver import service
+
+LOG = log.getLogger(__name__)
+
+#: Seconds to wait for the broker before giving up.
+CONNECT_TIMEOUT = 15
+
+
+def args(*names, **kwargs):
+    """Declare a command-line argument of an action (as argparse's
+    ``add_argument`` takes it)."""
+    def decorate(fn):
+        fn.__dict__.setdefault('args', []).insert(0, (names, kwargs))
+        return fn
+    return decorate
+
+
+def _table(columns, rows):
+    """Text columns, left-aligned, the header first."""
+    rows = [[('-' if value is None else str(value)) for value in row]
+            for row in rows]
+    widths = [max(len(text) for text in column)
+              for column in zip(columns, *rows)]
+    return '\n'.join('  '.join(text.ljust(width) for text, width in
+                               zip(row, widths)).rstrip()
+                     for row in [list(columns)] + rows)
+
+
+class AgentCommands:
+    """The agents of a region ([api] dispatch = agents)."""
+
+    @args('--wait', type=float, default=3.0, metavar='SECONDS',
+          help="How long to listen for the agents' reports after asking "
+               "every agent to report (default: %(default)s).")
+    def list(self, wait):
+        """List the agents that report now: host, state, last seen,
+        driver, version and how many volumes each driver sees.
+
+        Asks every agent to report at once (as an API process does when it
+        starts) and lists those whose report arrives within ``wait``
+        seconds; an agent that is down is not listed (the API tier's
+        ``GET /v2.1/os-snapdriver-agents`` shows it as down).
+        """
+        from snapdriver.agent import registry as registry_mod
+        from snapdriver.agent import rpcapi
+
+        registry = registry_mod.AgentRegistry(CONF.api.agent_down_time)
+        listener = registry_mod.ReportListener(
+            registry, rpcapi.AgentAPI(CONF.api.agent_timeout))
+        listener.start()
+        try:
+            if not listener.connected.wait(CONNECT_TIMEOUT):
+                sys.stderr.write(
+                    "snapdriver-manage: the message broker ([DEFAULT] "
+                    "transport_url) cannot be reached; waited %d s\n"
+                    % CONNECT_TIMEOUT)
+                return 1
+            time.sleep(wait)
+        finally:
+            listener.stop()
+        agents = registry.agents()
+        if not agents:
+            print("No agent reported within %s s." % wait)
+            return 0
+        print(_table(
+            ('host', 'state', 'last seen', 'driver', 'version', 'volumes'),
+            [(agent['host'], agent['state'], agent['last_seen'],
+              agent['driver'], agent['version'], agent['volumes'])
+             for agent in agents]))
+        return 0
+
+
+#: The categories of commands, by name.
+CATEGORIES = {
+    'agents': AgentCommands,
+}
+
+
+def _actions(cls):
+    return sorted((name, getattr(cls, name)) for name in vars(cls)
+                  if not name.startswith('_')
+                  and callable(getattr(cls, name)))
+
+
+def add_command_parsers(subparsers):
+    for category, cls in sorted(CATEGORIES.items()):
+        parser = subparsers.add_parser(category, help=cls.__doc__)
+        parser.set_defaults(command_class=cls)
+        actions = parser.add_subparsers(dest='action', metavar='<action>')
+        actions.required = True
+        for name, fn in _actions(cls):
+            action = actions.add_parser(
+                name, help=(fn.__doc__ or '').split('\n\n')[0])
+            action.set_defaults(action_name=name)
+            for names, kwargs in getattr(fn, 'args', []):
+                action.add_argument(*names, **kwargs)
+
+
+category_opt = cfg.SubCommandOpt(
+    'category', title='Command categories',
+    help="Available categories", handler=add_command_parsers)
+
+
+def run(category):
+    """Run the action ``category`` (the parsed sub-command) names.
+
+    :returns: the exit code.
+    """
+    fn = getattr(category.command_class(), category.action_name)
+    kwargs = {name.lstrip('-').replace('-', '_'):
+              getattr(category, name.lstrip('-').replace('-', '_'))
+              for names, _ in getattr(fn, 'args', []) for name in names[:1]}
+    return fn(**kwargs)
+
+
+def main(argv=None):
+    CONF.register_cli_opt(category_opt)
+    service.prepare(argv)
+    if not CONF.debug:
+        # The commands print what they are for; the log only warns (and
+        # the AMQP library not of its own chatter at a quick exit).
+        import logging
+        logging.getLogger().setLevel(logging.WARNING)
+        logging.getLogger('amqp').setLevel(logging.ERROR)
+    return run(CONF.category)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
