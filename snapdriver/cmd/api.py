@@ -94,8 +94,13 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, stop)
     runner.start()
     host, port = server.server_address[:2]
-    LOG.info("snapdriver-api serving on http://%s:%s/ with the %s driver",
-             host, port, CONF.driver)
+    tier = CONF.api.dispatch == 'agents'
+    if tier:
+        LOG.info("snapdriver-api serving on http://%s:%s/ as the API tier "
+                 "of a region (dispatch = agents)", host, port)
+    else:
+        LOG.info("snapdriver-api serving on http://%s:%s/ with the %s "
+                 "driver", host, port, CONF.driver)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -103,8 +108,11 @@ def main(argv=None):
     finally:
         server.server_close()
         runner.stop(wait=False)
-    LOG.info("Stopped; unfinished operations and reports are in the journal "
-             "and will be taken up at the next start")
+    if tier:
+        LOG.info("Stopped")
+    else:
+        LOG.info("Stopped; unfinished operations and reports are in the "
+                 "journal and will be taken up at the next start")
     logging.shutdown()
     # Do not wait for a merge that may run for hours: QEMU goes on with
     # it, and the next start settles it from the journal.
