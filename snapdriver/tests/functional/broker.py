@@ -130,8 +130,19 @@ class PrivateRabbit(fixtures.Fixture):
                         '-detached'], env=self._env(), check=True,
                        stdin=subprocess.DEVNULL, capture_output=True,
                        timeout=60)
-        self.ctl('await_startup', timeout=START_TIMEOUT)
+        self._await_first_startup()
         self.url = 'rabbit://guest:guest@127.0.0.1:%d/' % self.port
+
+    def _await_first_startup(self):
+        # ``-detached`` returns before the node has registered with epmd,
+        # and await_startup fails at once for a node it cannot find.
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            proc = self.ctl('await_startup', timeout=START_TIMEOUT,
+                            check=time.monotonic() > deadline)
+            if proc.returncode == 0:
+                return
+            time.sleep(0.5)
 
     def stop_app(self):
         """The broker stops serving (its node stays up)."""
