@@ -101,6 +101,16 @@ class AgentRegistry:
                           if self._up(entry) and entry[0].volumes
                           and volume_id in entry[0].volumes)
 
+    def last_down_host_with(self, volume_id):
+        """The host of the agent down whose last report named
+        ``volume_id`` (the one heard from last, if several); None when no
+        agent down reported it."""
+        with self._cond:
+            down = [(entry[1], host) for host, entry in self._agents.items()
+                    if not self._up(entry) and entry[0].volumes
+                    and volume_id in entry[0].volumes]
+        return max(down)[1] if down else None
+
     def wait_for_fresh(self, since, timeout):
         """Wait until every agent up has reported after ``since`` (this
         registry's clock), ``timeout`` seconds at most.

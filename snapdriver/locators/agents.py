@@ -20,6 +20,9 @@ to report at once and waits for their answers (up to
 nowhere: a volume attached a moment ago is found. It does the same for a
 volume whose reported host turned out wrong (:meth:`AgentsLocator.forget`:
 the agent there refused it, the volume having moved since its report).
+A volume no agent up reports, last reported by an agent that is down
+now, is on that agent's host: the request is refused as sent to an agent
+down (a 503 naming the host), not as for a volume attached nowhere (400).
 """
 
 import threading
@@ -51,6 +54,12 @@ class AgentsLocator(base.HostLocator):
         if not hosts:
             hosts = self._refreshed(context, volume_id)
         if not hosts:
+            # Last seen on a host whose agent is down: that host, which
+            # the caller refuses with the 503 that names it, not a volume
+            # attached nowhere.
+            down = self._registry.last_down_host_with(volume_id)
+            if down is not None:
+                return down
             raise exception.VolumeNotInRegion(
                 volume_id=volume_id, agents=len(self._registry.up_hosts()))
         if len(hosts) > 1:

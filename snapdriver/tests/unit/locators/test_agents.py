@@ -79,8 +79,25 @@ class TestAgentsLocator(base.TestCase):
         self.registry.update(report('compute-1', 'vol-1'))
         self.now += 60
         error = self.assertRaises(exception.VolumeNotInRegion,
-                                  self.locator.locate, None, 'vol-1')
+                                  self.locator.locate, None, 'vol-2')
         self.assertIn('(0 up)', error.message)
+
+    def test_last_reported_by_a_down_agent_only(self):
+        # Its host, which the API tier refuses as down (a 503 naming it),
+        # not a volume attached nowhere (a 400).
+        self.registry.update(report('compute-1', 'vol-1'))
+        self.now += 10
+        self.registry.update(report('compute-2', 'vol-1'))
+        self.registry.update(report('compute-3'))
+        self.now += 65
+        self.assertEqual('compute-2', self.locator.locate(None, 'vol-1'))
+        self.agents.report_now.assert_called_once_with(None)
+
+    def test_an_agent_up_before_a_down_one(self):
+        self.registry.update(report('compute-1', 'vol-1'))
+        self.now += 60
+        self.registry.update(report('compute-2', 'vol-1'))
+        self.assertEqual('compute-2', self.locator.locate(None, 'vol-1'))
 
     def test_on_several_hosts(self):
         self.registry.update(report('compute-2', 'vol-1'))
