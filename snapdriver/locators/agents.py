@@ -72,8 +72,13 @@ class AgentsLocator(base.HostLocator):
         try:
             self._agents.report_now(context)
         except Exception as error:
+            # Not knowing is not "attached nowhere" (a 400).
             LOG.warning("Cannot ask the agents to report (%s)", error)
-            return []
+            raise exception.AgentUnavailable(
+                reason="No agent up has reported volume %s, and the agents "
+                "cannot be asked for fresh reports: the message broker "
+                "cannot be reached ([DEFAULT] transport_url); nothing was "
+                "done." % volume_id)
         self._registry.wait_for_fresh(since, REFRESH_WAIT)
         return self._registry.hosts_with(volume_id)
 

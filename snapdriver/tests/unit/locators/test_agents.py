@@ -108,9 +108,16 @@ class TestAgentsLocator(base.TestCase):
         self.assertIn('(compute-1, compute-2)', error.message)
 
     def test_reports_cannot_be_asked_for(self):
+        # The broker is down: a 503, not a volume attached nowhere (400).
         self.agents.report_now.side_effect = RuntimeError('broker down')
-        self.assertRaises(exception.VolumeNotInRegion, self.locator.locate,
-                          None, 'vol-1')
+        error = self.assertRaises(exception.AgentUnavailable,
+                                  self.locator.locate, None, 'vol-1')
+        self.assertEqual(503, error.code)
+        self.assertEqual(
+            "No agent up has reported volume vol-1, and the agents cannot "
+            "be asked for fresh reports: the message broker cannot be "
+            "reached ([DEFAULT] transport_url); nothing was done.",
+            error.message)
         self.assertIn("Cannot ask the agents to report (broker down)",
                       self.log.output)
 
