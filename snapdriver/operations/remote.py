@@ -41,6 +41,12 @@ LOG = log.getLogger(__name__)
 REMEMBERED = 10000
 #: Agents asked at once by a query that does not know the host.
 QUERY_FANOUT = 16
+#: The deadline sent with a request is this many seconds before this
+#: process stops waiting (a quarter of [api] agent_timeout at most): an
+#: agent that starts to accept a request just before its deadline has
+#: that long to answer before the caller is told that nothing was done
+#: (and its clock may be behind by as much).
+ACCEPT_MARGIN = 1.0
 
 
 class RemoteOperationsAPI(api.OperationsAPI):
@@ -105,7 +111,9 @@ class RemoteOperationsAPI(api.OperationsAPI):
                 "since %s (over [api] agent_down_time = %d s ago): it is "
                 "down; nothing was sent to it." % (
                     host, silent, self._registry.down_time))
-        deadline = self._clock() + self._agents.timeout
+        timeout = self._agents.timeout
+        deadline = self._clock() + timeout - min(ACCEPT_MARGIN,
+                                                 timeout / 4.0)
         return self._ask(host, self._agents.accept, context, host, request,
                          deadline)
 

@@ -105,14 +105,23 @@ class RemoteTestCase(base.TestCase):
 class TestAccept(RemoteTestCase):
 
     def test_sent_to_the_located_host_with_a_deadline(self):
+        # 1 s before the 30 s timeout ends: an agent that starts to
+        # accept it in time answers before the caller is told 503.
         self.agents.answers['accept', 'compute-1'] = view('compute-1')
         self.assertEqual(view('compute-1'), self.api.accept('ctx', CREATE))
-        self.assertEqual([('accept', 'compute-1', CREATE, 5030.0)],
+        self.assertEqual([('accept', 'compute-1', CREATE, 5029.0)],
                          self.agents.calls)
         self.assertEqual(['vol-1'], self.locator.located)
         self.assertIn("Sending the create request of snapshot snap-1 "
                       "(volume vol-1) to the agent of host compute-1 (fake "
                       "locator)", self.log.output)
+
+    def test_the_deadline_of_a_short_timeout(self):
+        self.agents.timeout = 2
+        self.agents.answers['accept', 'compute-1'] = view('compute-1')
+        self.api.accept('ctx', CREATE)
+        self.assertEqual([('accept', 'compute-1', CREATE, 5001.5)],
+                         self.agents.calls)
 
     def test_a_refusal_is_the_agents_own(self):
         refusal = exception.InvalidFileName(field='new_file', value='../x')
