@@ -7,10 +7,13 @@ the volume's host and gets the answer a single-process snapdriver gives.
 
 import uuid
 
+from novaclient import exceptions as nova_exc
+
 from snapdriver.tests import base
 from snapdriver.tests.functional import broker
 from snapdriver.tests.functional import region
 from snapdriver.tests.functional import server
+from snapdriver.tests.functional import test_novaclient
 
 TOKEN = 'admin:%s' % uuid.uuid4().hex
 
@@ -84,3 +87,54 @@ class RegionTest(base.FunctionalTestCase):
         self.assertEqual({1}, {agent['volumes'] for agent in mine.values()})
         self.assertEqual({'fake'},
                          {agent['driver'] for agent in mine.values()})
+
+    def test_novaclient_through_each_api_process(self):
+        # Cinder's compute client, unmodified, as Cinder uses it: each
+        # step through one API process, checked through the other.
+        hosts = list(self.volumes.items())
+        for number in (0, 1):
+            host, volume_id = hosts[number]
+            mine, other = self.apis[number], self.apis[1 - number]
+            clients = [test_novaclient.nova(api.endpoint, token=TOKEN)
+                       for api in (mine, other)]
+            base_file = 'volume-%s' % volume_id
+            first, second = str(uuid.uuid4()), str(uuid.uuid4())
+            files = {s: '%s.%s' % (base_file, s) for s in (first, second)}
+            chain = [base_file]
+            for client, snapshot_id in zip(clients, (first, second)):
+                snapshot = client.assisted_volume_snapshots.create(
+                    volume_id, create_info={'snapshot_id': snapshot_id,
+                                            'type': 'qcow2',
+                                            'new_file': files[snapshot_id]})
+                self.assertEqual(volume_id, snapshot.volumeId)
+                self.assertRegex(snapshot.request_ids[0],
+                                 test_novaclient.REQUEST_ID)
+                chain.insert(0, files[snapshot_id])
+                [operation] = server.wait_for_operations(
+                    (other if client is clients[0] else mine).port,
+                    snapshot_id, token=TOKEN)
+                self.assertEqual(('succeeded', host, chain),
+                                 (operation['state'], operation['host'],
+                                  operation['chain']), operation)
+            # A commit of the first overlay into the base, through the
+            # other API process.
+            result = clients[1].assisted_volume_snapshots.delete(
+                first, delete_info={'volume_id': volume_id, 'type': 'qcow2',
+                                    'file_to_merge': files[first],
+                                    'merge_target_file': base_file})
+            self.assertRegex(result.request_ids[0],
+                             test_novaclient.REQUEST_ID)
+            create, commit = server.wait_for_operations(mine.port, first,
+                                                        token=TOKEN)
+            self.assertEqual(('commit', 'succeeded', host,
+                              [files[second], base_file]),
+                             (commit['kind'], commit['state'],
+                              commit['host'], commit['chain']), commit)
+            # The agent's refusal, word for word, through either.
+            for client in clients:
+                error = self.assertRaises(
+                    nova_exc.BadRequest,
+                    client.assisted_volume_snapshots.create, volume_id,
+                    create_info={'snapshot_id': str(uuid.uuid4()),
+                                 'type': 'qcow2', 'new_file': '../escape'})
+                self.assertIn("Invalid new_file '../escape'", error.message)
