@@ -136,6 +136,15 @@ class RemoteOperationsAPI(api.OperationsAPI):
                       error.value)
             raise
         except oslo_messaging.MessageUndeliverable:
+            if host in self._registry.up_hosts():
+                # Its queue is gone with a broker that restarted, and its
+                # server has yet to reconnect (oslo.messaging backs off up
+                # to [oslo_messaging_rabbit] rabbit_interval_max).
+                raise exception.AgentUnavailable(
+                    reason="The snapdriver agent of host %s reports to the "
+                    "API tier but takes no requests at the moment (it is "
+                    "reconnecting to the message broker); nothing was "
+                    "done." % host)
             raise exception.AgentUnavailable(
                 reason="No snapdriver agent listens for host %s: start "
                 "snapdriver-agent there with [DEFAULT] host = %s (it must "

@@ -139,6 +139,22 @@ class TestAccept(RemoteTestCase):
             "No snapdriver agent listens for host compute-1: start "
             "snapdriver-agent there with [DEFAULT] host = compute-1")
 
+    def test_an_agent_up_whose_queue_is_missing(self):
+        # The broker restarted and the agent's server has not reconnected
+        # yet: it is not to be started, it runs.
+        self.registry.update(objects.AgentReport(
+            host='compute-1', driver='fake', version='1', volumes=(),
+            sent_at=0.0))
+        self.agents.answers['accept', 'compute-1'] = (
+            oslo_messaging.MessageUndeliverable(
+                Exception(), 'snapdriver', 'compute-1', 'compute-1'))
+        error = self.assert_unavailable(
+            lambda: self.api.accept('ctx', CREATE),
+            "The snapdriver agent of host compute-1 reports to the API tier "
+            "but takes no requests at the moment (it is reconnecting to the "
+            "message broker); nothing was done.")
+        self.assertNotIn('start snapdriver-agent', error.message)
+
     def test_the_agent_does_not_answer(self):
         self.agents.answers['accept', 'compute-1'] = (
             oslo_messaging.MessagingTimeout('no reply'))
