@@ -11,8 +11,9 @@ opts = [
                help="SQLAlchemy URL of the operation journal. The default, "
                     "an SQLite file, needs no server; its directory is "
                     "created (mode 0700) and the file is made readable by "
-                    "its owner only, since it keeps callers' tokens until "
-                    "their status reports are delivered."),
+                    "its owner only, since without [cinder] service "
+                    "credentials it keeps callers' tokens until their "
+                    "status reports are delivered."),
     cfg.StrOpt('sqlite_synchronous', default='NORMAL',
                choices=[('NORMAL', 'Every accepted operation and every '
                                    'transition survives a crash or SIGKILL '

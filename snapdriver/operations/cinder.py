@@ -148,6 +148,13 @@ class CinderReporter(CinderAccess, reporter.StatusReporter):
                         "operation, which may expire before a long merge "
                         "ends. Configure service credentials.")
 
+    @property
+    def uses_caller_token(self):
+        """Only without service credentials: then the caller's token is
+        the fallback, and the journal must keep it until the report is
+        delivered."""
+        return self._service_auth is None
+
     def _send(self, context, auth, snapshot_id, status, progress):
         try:
             client = self._client(context, auth)

@@ -97,7 +97,8 @@ def create_engine(url, synchronous='NORMAL'):
         directory = os.path.dirname(os.path.abspath(url.database))
         os.makedirs(directory, mode=0o700, exist_ok=True)
         if not os.path.exists(url.database):
-            # It holds callers' tokens (the fallback for status reports).
+            # It may hold callers' tokens (the fallback for status
+            # reports without [cinder] service credentials).
             os.close(os.open(url.database, os.O_CREAT | os.O_WRONLY, 0o600))
     engine = sa.create_engine(url, **kwargs)
     sa.event.listen(engine, 'connect', _sqlite_pragmas(synchronous))

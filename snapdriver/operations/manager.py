@@ -122,7 +122,7 @@ class OperationManager:
                 'volume_id': request.volume_id,
                 'kind': plan.kind,
                 'request': request.to_dict(),
-                'context': context.to_dict() if context else None,
+                'context': self._journalled_context(context),
                 'guest': plan.disk.guest,
                 'disk': plan.disk.target,
                 'state': objects.QUEUED,
@@ -150,6 +150,17 @@ class OperationManager:
             raise exception.OperationNotFound(snapshot_id=snapshot_id)
         return [objects.OperationView.from_row(row) for row in rows]
 
+    def _journalled_context(self, context):
+        """The caller's context as the journal keeps it: with the caller's
+        tokens only when the reporter may need them (no service
+        credentials), since the journal is a file on disk."""
+        if context is None:
+            return None
+        values = context.to_dict()
+        if not self.reporter.uses_caller_token:
+            values.update(auth_token=None, service_token=None)
+        return values
+
     def _find_repeat(self, context, request):
         for row in reversed(self.journal.by_snapshot(request.snapshot_id)):
             earlier = objects.Request.from_dict(row['request'])
@@ -170,7 +181,8 @@ class OperationManager:
                 # Credentials were dropped after the first report; report
                 # again with this caller's.
                 if context is not None:
-                    self.journal.update(row['id'], context=context.to_dict())
+                    self.journal.update(
+                        row['id'], context=self._journalled_context(context))
                 self._delivery.schedule(row['id'])
             return objects.OperationView.from_row(row)
         return None

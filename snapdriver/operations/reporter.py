@@ -52,6 +52,11 @@ class Delivery:
 class StatusReporter(abc.ABC):
     """Delivers a snapshot status to Cinder (or wherever it goes)."""
 
+    #: Whether :meth:`report` may need the token of the caller that asked
+    #: for the operation. When False, the journal keeps the caller's
+    #: context without its tokens.
+    uses_caller_token = True
+
     @abc.abstractmethod
     def report(self, context, snapshot_id, status, progress=PROGRESS,
                on_retry=None):
@@ -68,6 +73,8 @@ class StatusReporter(abc.ABC):
 
 class LogReporter(StatusReporter):
     """Development reporter: logs the status that Cinder would receive."""
+
+    uses_caller_token = False
 
     def report(self, context, snapshot_id, status, progress=PROGRESS,
                on_retry=None):

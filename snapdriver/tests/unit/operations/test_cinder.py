@@ -4,6 +4,8 @@ import http.server
 import json
 import threading
 
+from keystoneauth1 import loading as ks_loading
+
 from snapdriver import context
 from snapdriver.operations import cinder
 from snapdriver.tests import base
@@ -59,6 +61,16 @@ class TestCinderReporter(base.TestCase):
             % server.server_address[1])
         return server
 
+    def _service_credentials(self, auth_url):
+        self.conf.register_opts(
+            ks_loading.get_auth_plugin_conf_options('password'),
+            group='cinder')
+        self.conf.config(group='cinder', auth_type='password',
+                         auth_url=auth_url, username='snapdriver',
+                         password='secret', project_name='service',
+                         user_domain_name='Default',
+                         project_domain_name='Default')
+
     def test_delivers_exactly_what_cinder_waits_for(self):
         server = self._cinder(202)
         delivery = cinder.CinderReporter().report(CALLER, 'snap-1',
@@ -111,6 +123,12 @@ class TestCinderReporter(base.TestCase):
         delivery = cinder.CinderReporter().report(CALLER, 's', 'creating')
         self.assertEqual('given_up', delivery.state)
         self.assertIn('ConnectFailure', delivery.detail)
+
+    def test_the_callers_token_is_needed_only_without_credentials(self):
+        self._cinder()
+        self.assertTrue(cinder.CinderReporter().uses_caller_token)
+        self._service_credentials('http://127.0.0.1:9/v3')
+        self.assertFalse(cinder.CinderReporter().uses_caller_token)
 
     def test_no_credentials_at_all(self):
         self._cinder()

@@ -54,6 +54,26 @@ class TestDeliveryThroughTheManager(base.TestCase):
         self.assertIsNone(row['context']['auth_token'])
         self.assertEqual('u', row['context']['user'])
 
+    def test_no_token_is_journalled_when_reports_do_not_need_it(self):
+        caller = context.RequestContext(user_id='u', project_id='p',
+                                        auth_token='secret-token')
+        self.reporter.uses_caller_token = False   # service credentials
+        self.manager._enqueue = lambda row: None    # stays queued
+        accepted = self._delete(caller)
+        row = self.manager.journal.get(accepted.id)
+        self.assertEqual('queued', row['state'])
+        self.assertIsNone(row['context']['auth_token'])
+        self.assertEqual(('u', 'p'), (row['context']['user'],
+                                      row['context']['project_id']))
+
+    def test_the_token_is_journalled_when_it_is_the_fallback(self):
+        caller = context.RequestContext(user_id='u', project_id='p',
+                                        auth_token='secret-token')
+        self.manager._enqueue = lambda row: None
+        accepted = self._delete(caller)
+        row = self.manager.journal.get(accepted.id)
+        self.assertEqual('secret-token', row['context']['auth_token'])
+
     def test_history_is_bounded(self):
         manager = manager_mod.OperationManager(self.driver, self.reporter,
                                                history=2)
