@@ -148,6 +148,17 @@ class OperationFailed(SnapdriverException):
     code = 503
 
 
+class CreateExpired(OperationFailed):
+    """A create did not start within ``[DEFAULT] create_timeout`` of being
+    accepted: Cinder has stopped waiting, so it must not run."""
+    msg_fmt = ("The create of snapshot %(snapshot_id)s was accepted at "
+               "%(accepted)s UTC and had not started %(waited)d seconds "
+               "later ([DEFAULT] create_timeout = %(timeout)d): Cinder has "
+               "stopped waiting for it and keeps the old active image in "
+               "its records, so the guest was not switched onto "
+               "%(new_file)s.")
+
+
 class OperationNotSupported(Invalid):
     """The driver cannot carry out this kind of operation on this disk."""
     msg_fmt = "The %(driver)s driver cannot %(operation)s."

@@ -41,6 +41,7 @@ def build_operations():
     manager = manager_mod.OperationManager(
         driver, reporter, _open_journal(),
         workers=CONF.operation_workers, create_workers=CONF.create_workers,
+        create_timeout=CONF.create_timeout,
         history=CONF.operation_history,
         report_workers=CONF.report_workers)
     return operations_api.LocalOperationsAPI(manager), manager

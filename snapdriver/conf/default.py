@@ -48,6 +48,17 @@ opts = [
                     "own so that they never wait behind other volumes' "
                     "merges, which can take hours: Cinder gives a create "
                     "600 seconds."),
+    cfg.IntOpt('create_timeout',
+               default=600, min=1,
+               help="Seconds after it was accepted within which a create "
+                    "must start. Cinder waits 600 seconds for a create and "
+                    "then keeps the old active image in its records; a "
+                    "create that starts later (queued behind a merge of "
+                    "the same volume, or taken up after a restart) would "
+                    "switch the guest onto an overlay that Cinder does not "
+                    "track. Such a create fails without touching the disk "
+                    "and is reported as 'error'. Keep it at most Cinder's "
+                    "wait."),
     cfg.IntOpt('report_workers',
                default=64, min=1,
                help="How many status reports may be in delivery at once. "

@@ -24,7 +24,9 @@ in parallel, creates and merges on bounded pools of their own (a create
 never waits behind another volume's merge, which can take hours). Just
 before it runs, an operation is planned again against the chain as it is
 then, unless nothing ran on its volume since it was accepted. Every step
-is journalled first.
+is journalled first. A create that has not started ``create_timeout``
+seconds after it was accepted (Cinder's own wait) fails without touching
+the disk: Cinder no longer tracks it.
 
 The outcome goes to the status reporter, with Cinder's status value,
 through :mod:`.delivery`, on a pool of its own so that a slow Cinder does
@@ -67,13 +69,17 @@ class OperationManager:
     :param workers: merges that may run at once (different volumes).
     :param create_workers: creates that may run at once (different
         volumes), beside the merges.
+    :param create_timeout: seconds after its acceptance within which a
+        create must start; later, it fails without touching the disk.
     :param history: finished, reported operations kept in the journal.
     :param report_workers: status reports that may be sent at once.
     """
 
     def __init__(self, driver, reporter, journal=None, workers=8,
-                 create_workers=4, history=1000, report_workers=64):
+                 create_workers=4, create_timeout=600, history=1000,
+                 report_workers=64):
         self.driver = driver
+        self.create_timeout = create_timeout
         self.reporter = reporter
         self.journal = journal or journal_mod.Journal('sqlite://')
         self._planner = planning.Planner(driver)
@@ -296,6 +302,8 @@ class OperationManager:
         self._delivery.schedule(row['id'])
 
     def _execute(self, row):
+        if row['kind'] == objects.CREATE:
+            self._check_create_deadline(row)
         plan = self._plans.take(row['id'], row['volume_id'])
         if plan is None:
             plan = self._planner.plan(
@@ -309,6 +317,25 @@ class OperationManager:
         if plan.kind == objects.CREATE:
             return self.driver.create_snapshot(plan)
         return self.driver.delete_snapshot(plan)
+
+    def _check_create_deadline(self, row):
+        """Refuse to start a create that Cinder no longer waits for.
+
+        Cinder gives a create 600 seconds, then keeps the old active image
+        in its records: switching the guest later would put it on an
+        overlay that Cinder does not track, and the next attach would
+        reopen the old image. The acceptance time is journalled, so this
+        holds after a restart too.
+
+        :raises: CreateExpired
+        """
+        waited = (journal_mod.utcnow() - row['created_at']).total_seconds()
+        if waited > self.create_timeout:
+            raise exception.CreateExpired(
+                snapshot_id=row['snapshot_id'],
+                accepted=row['created_at'].isoformat(timespec='seconds'),
+                waited=waited, timeout=self.create_timeout,
+                new_file=row['request'].get('new_file'))
 
     def _settle(self, row):
         """Finish an operation that was running when snapdriver stopped.

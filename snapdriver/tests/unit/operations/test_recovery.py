@@ -1,6 +1,8 @@
 """The journal, restart recovery and idempotent repeats."""
 
+import datetime
 import os
+import threading
 
 import fixtures
 
@@ -109,6 +111,81 @@ class TestRecovery(base.TestCase):
         first._enqueue = lambda row: None
         accepted = self._create(first)
         first.journal.update(accepted.id, state=objects.RUNNING)
+        second, reporter = self._manager()
+        second.recover()
+        self.assertTrue(second.wait_idle(10))
+        self.assertEqual(['new', 'a', 'b', 'c'],
+                         self.driver.locate_disk('v').names)
+        self.assertEqual([('s', 'creating', '90%')], reporter.reports)
+
+    def _age(self, manager, operation_id, seconds):
+        """Move the journalled acceptance time ``seconds`` back."""
+        row = manager.journal.get(operation_id)
+        manager.journal.update(operation_id, created_at=row['created_at']
+                               - datetime.timedelta(seconds=seconds))
+
+    def test_a_create_that_waited_too_long_does_not_run(self):
+        # A merge holds the volume's queue; the create waits behind it
+        # for longer than Cinder waits for a create.
+        release = threading.Event()
+        merge = self.driver.delete_snapshot
+
+        def slow_merge(plan):
+            release.wait(30)
+            return merge(plan)
+        self.driver.delete_snapshot = slow_merge
+        manager, reporter = self._manager()
+        manager.accept(None, objects.DeleteRequest(
+            volume_id='v', snapshot_id='d', file_to_merge='b',
+            merge_target_file='c'))
+        accepted = self._create(manager)
+        self._age(manager, accepted.id, 601)
+        release.set()
+        self.assertTrue(manager.wait_idle(10))
+        [operation] = manager.query(None, 's')
+        self.assertEqual('failed', operation.state)
+        self.assertIn('seconds later ([DEFAULT] create_timeout = 600): '
+                      'Cinder has stopped waiting', operation.error)
+        self.assertIsNone(operation.started_at)
+        # The merge ran; the guest was not switched onto the overlay.
+        self.assertEqual(['a', 'c'], self.driver.locate_disk('v').names)
+        self.assertEqual([('d', 'deleting', '90%'), ('s', 'error', '90%')],
+                         reporter.reports)
+
+    def test_a_queued_create_too_old_after_a_restart_does_not_run(self):
+        first, _ = self._manager()
+        first._enqueue = lambda row: None       # dies before running it
+        accepted = self._create(first)
+        self._age(first, accepted.id, 3600)
+        second, reporter = self._manager()
+        self.assertEqual(1, second.recover())
+        self.assertTrue(second.wait_idle(10))
+        [operation] = second.query(None, 's')
+        self.assertEqual('failed', operation.state)
+        self.assertIn('had not started 36', operation.error)
+        self.assertEqual(['a', 'b', 'c'], self.driver.locate_disk('v').names)
+        self.assertEqual([('s', 'error', '90%')], reporter.reports)
+
+    def test_a_running_create_too_old_after_a_restart_is_not_redone(self):
+        # It was running, but had not changed the disk, when snapdriver
+        # stopped; taken up an hour later it must not switch the guest.
+        first, _ = self._manager()
+        first._enqueue = lambda row: None
+        accepted = self._create(first)
+        first.journal.update(accepted.id, state=objects.RUNNING)
+        self._age(first, accepted.id, 3600)
+        second, reporter = self._manager()
+        second.recover()
+        self.assertTrue(second.wait_idle(10))
+        self.assertEqual('failed', second.query(None, 's')[0].state)
+        self.assertEqual(['a', 'b', 'c'], self.driver.locate_disk('v').names)
+        self.assertEqual([('s', 'error', '90%')], reporter.reports)
+
+    def test_a_create_within_its_time_runs_after_a_restart(self):
+        first, _ = self._manager()
+        first._enqueue = lambda row: None
+        accepted = self._create(first)
+        self._age(first, accepted.id, 590)
         second, reporter = self._manager()
         second.recover()
         self.assertTrue(second.wait_idle(10))
