@@ -43,7 +43,8 @@ def build_operations():
         workers=CONF.operation_workers, create_workers=CONF.create_workers,
         create_timeout=CONF.create_timeout,
         history=CONF.operation_history,
-        report_workers=CONF.report_workers)
+        report_workers=CONF.report_workers,
+        report_sweep_interval=CONF.report_sweep_interval)
     return operations_api.LocalOperationsAPI(manager), manager
 
 

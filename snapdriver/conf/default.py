@@ -67,6 +67,13 @@ opts = [
                     "bounds how many reports can wait out an outage of "
                     "Cinder before later ones queue behind them; GET shows "
                     "a queued report as pending with no attempt yet."),
+    cfg.IntOpt('report_sweep_interval',
+               default=60, min=1,
+               help="Seconds between two looks at the journal for status "
+                    "reports still pending (their delivery failed in a way "
+                    "the reporter did not foresee) that nothing is "
+                    "sending; each is sent again. Reports given up after "
+                    "[cinder] report_deadline are not."),
     cfg.IntOpt('operation_history',
                default=1000, min=1,
                help="How many finished and reported operations the journal "

@@ -21,11 +21,12 @@ timeout), it:
   friends): a caller's token can expire during a two-hour commit; the
   caller's token (with its service token, when one was sent) is the
   fallback;
-* retries what can succeed later (Cinder unreachable, 5xx, 408, 429, an
-  expired token) with exponential back-off and jitter, up to
-  ``[cinder] report_deadline``;
-* does not retry what cannot (another 4xx): Cinder's message is logged and
-  recorded with the operation.
+* retries what can succeed later with exponential back-off and jitter, up
+  to ``[cinder] report_deadline``: Cinder or Keystone unreachable (refused,
+  reset, timed out, a TLS failure), a 5xx, 408 or 429 from either, and
+  once a 401 with the service credentials (the token is fetched again);
+* does not retry what cannot (another 4xx): Cinder's (or Keystone's)
+  message is logged and recorded with the operation.
 """
 
 from cinderclient import client as cinder_client
@@ -155,22 +156,45 @@ class CinderReporter(CinderAccess, reporter.StatusReporter):
         delivered."""
         return self._service_auth is None
 
-    def _send(self, context, auth, snapshot_id, status, progress):
+    def _send(self, context, auth, snapshot_id, status, progress, tries):
         try:
             client = self._client(context, auth)
             client.volume_snapshots.update_snapshot_status(
                 snapshot_id, {'status': status, 'progress': progress})
-        except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout,
-                ks_exc.RequestTimeout, ks_exc.DiscoveryFailure) as e:
+        except (ks_exc.ConnectionError, ks_exc.DiscoveryFailure) as e:
+            # Cinder or Keystone refused the connection, reset it, timed
+            # out or failed the TLS handshake; or Keystone's version
+            # document could not be had.
             raise TransientReportError("%s: %s" % (type(e).__name__, e))
+        except ks_exc.HttpError as e:
+            # Keystone's answer while the service credentials got a token
+            # (cinderclient turns Cinder's own errors into its exceptions).
+            if self._transient(e.http_status, auth, tries):
+                raise TransientReportError("Keystone answered %s: %s"
+                                           % (e.http_status, e.message))
+            raise
         except cinder_exc.ClientException as e:
-            # A 401 with our own credentials means an expired token that
-            # the session renews; a caller's token will not come back.
-            renewable = e.code == 401 and auth is self._service_auth
-            if e.code >= 500 or e.code in _RETRIABLE_CODES or renewable:
+            if self._transient(e.code, auth, tries):
                 raise TransientReportError("Cinder answered %s: %s"
                                            % (e.code, e.message))
             raise
+
+    def _transient(self, code, auth, tries):
+        """Whether an HTTP error ``code`` may go away if tried again.
+
+        A 401 with the service credentials may be a token revoked or
+        expired early: it is tried once more with a new one. A caller's
+        token will not come back, and a second 401 means the credentials
+        themselves are refused.
+        """
+        if code >= 500 or code in _RETRIABLE_CODES:
+            return True
+        if code == 401 and auth is self._service_auth:
+            tries['unauthorized'] += 1
+            if tries['unauthorized'] == 1:
+                auth.invalidate()
+                return True
+        return False
 
     def report(self, context, snapshot_id, status,
                progress=reporter.PROGRESS, on_retry=None):
@@ -193,7 +217,7 @@ class CinderReporter(CinderAccess, reporter.StatusReporter):
             reraise=True)
         try:
             retrying(self._send, context, auth, snapshot_id, status,
-                     progress)
+                     progress, {'unauthorized': 0})
         except TransientReportError as e:
             attempts = retrying.statistics.get('attempt_number', 1)
             LOG.error("Gave up reporting status %s of snapshot %s to Cinder "
@@ -203,18 +227,24 @@ class CinderReporter(CinderAccess, reporter.StatusReporter):
                 state=objects.GIVEN_UP,
                 detail="gave up after %d attempt(s): %s" % (attempts, e),
                 attempts=attempts)
-        except (cinder_exc.ClientException, ks_exc.EndpointNotFound) as e:
-            # Cinder said no, or the catalog has no Cinder: trying again
-            # changes nothing.
+        except (cinder_exc.ClientException, ks_exc.EndpointNotFound,
+                ks_exc.HttpError) as e:
+            # Cinder or Keystone said no, or the catalog has no Cinder:
+            # trying again changes nothing.
             attempts = retrying.statistics.get('attempt_number', 1)
-            reason = ("%s %s" % (e.code, e.message)
-                      if isinstance(e, cinder_exc.ClientException)
-                      else "no Cinder endpoint: %s" % e)
-            LOG.error("Cinder refused status %s of snapshot %s: %s",
+            if isinstance(e, cinder_exc.ClientException):
+                who, reason = 'Cinder', "%s %s" % (e.code, e.message)
+            elif isinstance(e, ks_exc.HttpError):
+                who, reason = 'Keystone', "%s %s" % (e.http_status,
+                                                     e.message)
+            else:
+                who, reason = 'Cinder', "no Cinder endpoint: %s" % e
+            LOG.error("%s refused status %s of snapshot %s: %s", who,
                       status, snapshot_id, reason)
             return reporter.Delivery(
                 state=objects.GIVEN_UP,
-                detail="Cinder refused it: %s" % reason, attempts=attempts)
+                detail="%s refused it: %s" % (who, reason),
+                attempts=attempts)
         attempts = retrying.statistics.get('attempt_number', 1)
         LOG.info("Reported status %s (%s) of snapshot %s to Cinder "
                  "(attempt %d)", status, progress, snapshot_id, attempts)

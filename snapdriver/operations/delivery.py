@@ -20,9 +20,14 @@ journals each failed attempt while the reporter retries (visible through
 GET); journals what became of the report; drops the caller's token once
 nothing needs it; and now and then trims the journal to the configured
 history of finished, reported operations.
+
+A report can stay pending after a delivery (the reporter failed in a way
+it did not foresee). Once started, a sweeper sends such reports again
+every ``sweep_interval`` seconds, so that none waits for the next start.
 """
 
 import concurrent.futures
+import threading
 
 from oslo_log import log
 
@@ -45,9 +50,12 @@ class ReportDelivery:
         so that the manager can wait until nothing is left to do.
     :param workers: reports that may be sent at once.
     :param history: finished, reported operations kept in the journal.
+    :param sweep_interval: seconds between two looks for pending reports
+        that nothing is sending (see :meth:`start_sweeping`).
     """
 
-    def __init__(self, journal, reporter, idle, workers=64, history=1000):
+    def __init__(self, journal, reporter, idle, workers=64, history=1000,
+                 sweep_interval=60):
         self.journal = journal
         self.reporter = reporter
         self._idle = idle
@@ -59,22 +67,74 @@ class ReportDelivery:
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix='snapdriver-rep')
         self._closed = False
-        # Reports scheduled and not yet done; read under the idle lock.
-        self.in_flight = 0
+        # Operations whose report is scheduled and not yet done; under the
+        # idle lock.
+        self._scheduled = set()
+        self._sweep_interval = sweep_interval
+        self._stop_sweeping = threading.Event()
+        self._sweeper = None
 
-    def schedule(self, operation_id):
+    @property
+    def in_flight(self):
+        """How many reports are scheduled and not yet done (read under
+        the idle lock)."""
+        return len(self._scheduled)
+
+    def schedule(self, operation_id, only_if_pending=False):
         """Send the journalled report of ``operation_id`` in the
-        background; once closed, it stays pending for the next start."""
+        background, unless it is being sent already; once closed, it stays
+        pending for the next start.
+
+        :param only_if_pending: send it only if the journal still shows
+            it pending when its turn comes.
+        """
         with self._idle:
-            if self._closed:
+            if self._closed or operation_id in self._scheduled:
                 return
-            self.in_flight += 1
-        self._pool.submit(self._deliver, operation_id)
+            self._scheduled.add(operation_id)
+        self._pool.submit(self._deliver, operation_id, only_if_pending)
+
+    def start_sweeping(self):
+        """Look for pending reports every ``sweep_interval`` seconds, in a
+        thread of its own, until closed."""
+        with self._idle:
+            if self._closed or self._sweeper is not None:
+                return
+            self._sweeper = threading.Thread(
+                target=self._sweep_loop, name='snapdriver-rep-sweep',
+                daemon=True)
+        self._sweeper.start()
+
+    def sweep(self):
+        """Schedule every report that the journal shows pending and that
+        nothing is sending.
+
+        :returns: how many were scheduled.
+        """
+        count = 0
+        for row in self.journal.pending_reports(objects.FINAL):
+            with self._idle:
+                if self._closed or row['id'] in self._scheduled:
+                    continue
+            LOG.info("Sending again the pending %s report of snapshot %s "
+                     "(operation %s)", row['status'], row['snapshot_id'],
+                     row['id'])
+            self.schedule(row['id'], only_if_pending=True)
+            count += 1
+        return count
+
+    def _sweep_loop(self):
+        while not self._stop_sweeping.wait(self._sweep_interval):
+            try:
+                self.sweep()
+            except Exception:
+                LOG.exception("Looking for pending status reports failed")
 
     def close(self):
         """Schedule nothing more."""
         with self._idle:
             self._closed = True
+        self._stop_sweeping.set()
 
     def shutdown(self, wait=True):
         """Drop reports not yet started (they stay pending in the journal);
@@ -82,8 +142,12 @@ class ReportDelivery:
         self.close()
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
-    def _deliver(self, operation_id):
+    def _deliver(self, operation_id, only_if_pending):
         try:
+            if only_if_pending:
+                row = self.journal.get(operation_id)
+                if row is None or row['delivery'] != objects.PENDING:
+                    return      # delivered meanwhile
             self._send(operation_id)
             with self._idle:
                 self._delivered += 1
@@ -95,7 +159,7 @@ class ReportDelivery:
                           operation_id)
         finally:
             with self._idle:
-                self.in_flight -= 1
+                self._scheduled.discard(operation_id)
                 self._idle.notify_all()
 
     def _send(self, operation_id):

@@ -156,6 +156,11 @@ class Journal:
             operations.c.state.not_in(final_states),
             operations.c.delivery == objects.PENDING))
 
+    def pending_reports(self, final_states):
+        """Finished operations whose status report is still pending."""
+        return self._select(operations.c.state.in_(final_states),
+                            operations.c.delivery == objects.PENDING)
+
     def trim(self, final_states, keep):
         """Forget all but the newest ``keep`` finished and reported
         operations."""

@@ -36,6 +36,7 @@ After a restart, :meth:`OperationManager.recover` takes up every operation
 the journal shows unfinished: queued ones run; one that was running is
 settled by looking at the disk (a block job still running is waited for;
 the chain tells whether the work was done); undelivered reports are sent.
+From then on, reports left pending are looked for periodically.
 
 A request repeated for a snapshot id that already has a queued, running or
 successful operation of the same action does not run twice: the caller
@@ -73,11 +74,13 @@ class OperationManager:
         create must start; later, it fails without touching the disk.
     :param history: finished, reported operations kept in the journal.
     :param report_workers: status reports that may be sent at once.
+    :param report_sweep_interval: seconds between two looks for pending
+        status reports that nothing is sending, once :meth:`recover` ran.
     """
 
     def __init__(self, driver, reporter, journal=None, workers=8,
                  create_workers=4, create_timeout=600, history=1000,
-                 report_workers=64):
+                 report_workers=64, report_sweep_interval=60):
         self.driver = driver
         self.create_timeout = create_timeout
         self.reporter = reporter
@@ -93,7 +96,7 @@ class OperationManager:
         self._idle = threading.Condition(self._lock)
         self._delivery = delivery_mod.ReportDelivery(
             self.journal, reporter, self._idle, workers=report_workers,
-            history=history)
+            history=history, sweep_interval=report_sweep_interval)
         self._queues = collections.defaultdict(collections.deque)
         self._busy = set()
         self._stopping = False
@@ -196,7 +199,8 @@ class OperationManager:
     # Recovery after a restart.
 
     def recover(self):
-        """Take up what the journal shows unfinished.
+        """Take up what the journal shows unfinished, then look for
+        pending status reports every ``report_sweep_interval`` seconds.
 
         :returns: the number of operations taken up.
         """
@@ -212,6 +216,7 @@ class OperationManager:
                          "(operation %s)", row['state'], row['kind'],
                          row['snapshot_id'], row['id'])
                 self._enqueue(row)
+        self._delivery.start_sweeping()
         return len(rows)
 
     # Waiting and stopping (tests, shutdown).

@@ -2,12 +2,20 @@
 
 import http.server
 import json
+import os
+import socket
 import threading
+import time
 
+import fixtures
 from keystoneauth1 import loading as ks_loading
 
 from snapdriver import context
+from snapdriver.drivers import fake
+from snapdriver import objects
 from snapdriver.operations import cinder
+from snapdriver.operations import journal as journal_mod
+from snapdriver.operations import manager as manager_mod
 from snapdriver.tests import base
 
 
@@ -46,7 +54,7 @@ CALLER = context.RequestContext(user_id='u', project_id='caller-project',
                                 auth_token='caller-token')
 
 
-class TestCinderReporter(base.TestCase):
+class _StandInTestCase(base.TestCase):
 
     def _cinder(self, *answers):
         server = _Cinder(answers)
@@ -70,6 +78,9 @@ class TestCinderReporter(base.TestCase):
                          password='secret', project_name='service',
                          user_domain_name='Default',
                          project_domain_name='Default')
+
+
+class TestCinderReporter(_StandInTestCase):
 
     def test_delivers_exactly_what_cinder_waits_for(self):
         server = self._cinder(202)
@@ -130,8 +141,194 @@ class TestCinderReporter(base.TestCase):
         self._service_credentials('http://127.0.0.1:9/v3')
         self.assertFalse(cinder.CinderReporter().uses_caller_token)
 
+    def test_a_tls_failure_is_retried(self):
+        # https to a server that speaks plain HTTP: the handshake fails.
+        server = self._cinder()
+        self.conf.config(group='cinder', report_deadline=1,
+                         endpoint_override='https://127.0.0.1:%d/v3'
+                         % server.server_address[1])
+        delivery = cinder.CinderReporter().report(CALLER, 's', 'creating')
+        self.assertEqual('given_up', delivery.state)
+        self.assertIn('gave up after', delivery.detail)
+        self.assertIn('SSLError', delivery.detail)
+        self.assertGreater(delivery.attempts, 1)
+
     def test_no_credentials_at_all(self):
         self._cinder()
         delivery = cinder.CinderReporter().report(None, 's', 'creating')
         self.assertEqual('given_up', delivery.state)
         self.assertIn('[cinder] auth_type', delivery.detail)
+
+
+class _Keystone(http.server.ThreadingHTTPServer):
+    """Keystone's v3 API, enough for the password plugin: the version
+    document, and a token for each POST to /v3/auth/tokens once the
+    failures in ``answers`` are used up (a status code, or 'drop' to close
+    the connection without an answer). The catalog has one Cinder v3
+    endpoint, at ``cinder_url``.
+
+    Made bound but not listening: connections are refused until
+    :meth:`start`.
+    """
+
+    def __init__(self, cinder_url, answers=()):
+        super().__init__(('127.0.0.1', 0), _KeystoneHandler,
+                         bind_and_activate=False)
+        self.server_bind()
+        self.cinder_url = cinder_url
+        self.answers = list(answers)
+        self.token_requests = []
+        self.url = 'http://127.0.0.1:%d/v3' % self.server_address[1]
+
+    def start(self):
+        self.server_activate()
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class _KeystoneHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+
+    def _answer(self, status, body, headers=()):
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        for header in headers:
+            self.send_header(*header)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self):
+        self._answer(200, {'version': {
+            'id': 'v3.14', 'status': 'stable', 'media-types': [],
+            'links': [{'rel': 'self', 'href': self.server.url + '/'}]}})
+
+    def do_POST(self):
+        length = int(self.headers.get('Content-Length') or 0)
+        self.rfile.read(length)
+        answer = self.server.answers.pop(0) if self.server.answers else 201
+        self.server.token_requests.append(answer)
+        if answer == 'drop':
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if answer != 201:
+            self._answer(answer, {'error': {
+                'code': answer, 'title': 'Unavailable',
+                'message': 'keystone is having a bad day'}})
+            return
+        project = {'id': 'service-project', 'name': 'service',
+                   'domain': {'id': 'default', 'name': 'Default'}}
+        token = {
+            'methods': ['password'],
+            'expires_at': '2999-01-01T00:00:00.000000Z',
+            'issued_at': '2026-01-01T00:00:00.000000Z',
+            'user': {'id': 'sd', 'name': 'snapdriver',
+                     'domain': {'id': 'default', 'name': 'Default'}},
+            'project': project,
+            'roles': [{'id': 'a', 'name': 'admin'}],
+            'catalog': [{'type': 'volumev3', 'name': 'cinderv3', 'id': 'c',
+                         'endpoints': [{
+                             'id': 'e', 'interface': 'internal',
+                             'region': 'RegionOne',
+                             'region_id': 'RegionOne',
+                             'url': self.server.cinder_url}]}]}
+        self._answer(201, {'token': token}, headers=[
+            ('X-Subject-Token',
+             'service-token-%d' % len(self.server.token_requests))])
+
+    def log_message(self, *args):
+        pass
+
+
+class TestReportsThroughKeystone(_StandInTestCase):
+    """Service credentials against a Keystone stand-in: every transient
+    failure on the way to a token or to Cinder is retried, in the same
+    process, until the report arrives."""
+
+    def _keystone(self, answers=()):
+        cinder_server = self._cinder()
+        port = cinder_server.server_address[1]
+        keystone = _Keystone('http://127.0.0.1:%d/v3/service-project' % port,
+                             answers)
+        self.addCleanup(keystone.server_close)
+        self.addCleanup(keystone.shutdown)
+        self._service_credentials(keystone.url)
+        self.conf.config(group='cinder', endpoint_override=None,
+                         region_name='RegionOne', report_deadline=60)
+        return keystone, cinder_server
+
+    def test_keystone_down_then_failing_then_back(self):
+        keystone, cinder_server = self._keystone(['drop', 503, 500])
+        journal = journal_mod.Journal('sqlite:///' + os.path.join(
+            self.useFixture(fixtures.TempDir()).path, 'journal.sqlite'))
+        driver = fake.FakeDriver()
+        driver.name = 'fake'
+        driver.add_guest({'name': 'g', 'disks': [
+            {'target': 'vda', 'serial': 'v', 'directory': '/d',
+             'chain': ['a', 'b']}]})
+        driver.add_file('v', 'new', backing='a')
+        manager = manager_mod.OperationManager(
+            driver, cinder.CinderReporter(), journal)
+        self.addCleanup(manager.stop)
+        manager.recover()
+        accepted = manager.accept(
+            context.RequestContext(user_id='nova', project_id='p'),
+            objects.CreateRequest(volume_id='v', snapshot_id='snap-1',
+                                  new_file='new'))
+
+        def attempts():
+            return journal.get(accepted.id)['report_attempts']
+        # Keystone refuses connections (bound, not listening) for two
+        # attempts; then it drops one, answers 503 and 500, and issues a
+        # token.
+        self.assertTrue(_wait_for(lambda: attempts() >= 2))
+        keystone.start()
+        self.assertTrue(manager.wait_idle(30))
+        row = journal.get(accepted.id)
+        self.assertEqual('delivered', row['delivery'], row['delivery_detail'])
+        self.assertEqual(['drop', 503, 500, 201], keystone.token_requests)
+        [(path, token, body)] = cinder_server.requests
+        self.assertEqual('/v3/service-project/snapshots/snap-1/action', path)
+        self.assertEqual('service-token-4', token)
+        self.assertEqual({'os-update_snapshot_status': {
+            'status': 'creating', 'progress': '90%'}}, body)
+        self.assertGreaterEqual(row['report_attempts'], 5)
+
+    def test_a_401_on_service_credentials_is_tried_once_more(self):
+        keystone, cinder_server = self._keystone()
+        keystone.start()
+        cinder_server.answers = [401] * 10
+        delivery = cinder.CinderReporter().report(None, 's', 'creating')
+        self.assertEqual(('given_up', 2),
+                         (delivery.state, delivery.attempts))
+        self.assertIn('Cinder refused it: 401', delivery.detail)
+        # Each attempt gets a new token (keystoneauth also tries once more
+        # itself on a 401): four requests, not a retry loop until the
+        # deadline.
+        self.assertEqual(4, len(cinder_server.requests))
+
+    def test_a_401_then_success(self):
+        keystone, cinder_server = self._keystone()
+        keystone.start()
+        cinder_server.answers = [401, 401, 202]
+        delivery = cinder.CinderReporter().report(None, 's', 'creating')
+        self.assertEqual(('delivered', 2),
+                         (delivery.state, delivery.attempts))
+
+    def test_keystone_refusing_the_credentials_is_not_retried_for_ever(self):
+        keystone, cinder_server = self._keystone([401] * 10)
+        keystone.start()
+        delivery = cinder.CinderReporter().report(None, 's', 'creating')
+        self.assertEqual('given_up', delivery.state)
+        self.assertIn('Keystone refused it: 401', delivery.detail)
+        self.assertEqual([], cinder_server.requests)
+
+
+def _wait_for(predicate, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

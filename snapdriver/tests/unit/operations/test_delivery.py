@@ -31,7 +31,10 @@ class TestDeliveryThroughTheManager(base.TestCase):
         self.addCleanup(self.manager.stop)
 
     def _delete(self, caller=None):
-        return self.manager.accept(caller, objects.DeleteRequest(
+        return self._delete_with(self.manager, caller)
+
+    def _delete_with(self, manager, caller=None):
+        return manager.accept(caller, objects.DeleteRequest(
             volume_id='v1', snapshot_id='s1', file_to_merge='b',
             merge_target_file='c'))
 
@@ -44,6 +47,50 @@ class TestDeliveryThroughTheManager(base.TestCase):
         [operation] = self.manager.query(None, 's1')
         self.assertEqual('pending', operation.status_report.delivery)
         self.assertIn('cinder unreachable', operation.status_report.detail)
+
+    def test_a_pending_report_is_sent_again_without_a_restart(self):
+        class FailsOnce(contract.RecordingReporter):
+            def report(self, *args, **kwargs):
+                if not hasattr(self, 'failed'):
+                    self.failed = True
+                    raise RuntimeError('something unforeseen')
+                return super().report(*args, **kwargs)
+        reporter = FailsOnce()
+        manager = manager_mod.OperationManager(
+            self.driver, reporter, report_sweep_interval=0.05)
+        self.addCleanup(manager.stop)
+        manager.recover()       # the service's start-up; starts the sweeps
+        self._delete_with(manager)
+        with manager._idle:
+            self.assertTrue(manager._idle.wait_for(
+                lambda: reporter.reports and not manager._delivery.in_flight,
+                10))
+        [operation] = manager.query(None, 's1')
+        self.assertEqual(('delivered', 2),
+                         (operation.status_report.delivery,
+                          operation.status_report.attempts))
+        self.assertEqual([('s1', 'deleting', '90%')], reporter.reports)
+        # Nothing is pending any more: a sweep sends nothing again.
+        self.assertEqual(0, manager._delivery.sweep())
+
+    def test_a_sweep_leaves_reports_being_sent_alone(self):
+        release = threading.Event()
+
+        class Slow(contract.RecordingReporter):
+            def report(self, *args, **kwargs):
+                release.wait(10)
+                return super().report(*args, **kwargs)
+        reporter = Slow()
+        manager = manager_mod.OperationManager(self.driver, reporter)
+        self.addCleanup(manager.stop)
+        self._delete_with(manager)
+        with manager._idle:
+            self.assertTrue(manager._idle.wait_for(
+                lambda: manager._delivery.in_flight, 10))
+        self.assertEqual(0, manager._delivery.sweep())
+        release.set()
+        self.assertTrue(manager.wait_idle(10))
+        self.assertEqual(1, len(reporter.reports))
 
     def test_credentials_are_dropped_once_reported(self):
         caller = context.RequestContext(user_id='u', project_id='p',
