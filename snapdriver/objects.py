@@ -242,6 +242,9 @@ class OperationView:
     #: The agent's host that ran it (dispatch = agents); None in a
     #: single-process service, where the GET answer leaves it out.
     host: typing.Optional[str] = None
+    #: The project of the caller that asked for it (the policy target of
+    #: GET); None for operations journalled before it was kept.
+    project_id: typing.Optional[str] = None
 
     @property
     def duration_seconds(self):
@@ -261,6 +264,7 @@ class OperationView:
             kind=row['kind'],
             state=row['state'],
             request=Request.from_dict(row['request']),
+            project_id=row.get('project_id'),
             error=row['error'],
             guest=row['guest'],
             disk=row['disk'],
@@ -285,6 +289,7 @@ class OperationView:
             'volume_id': self.volume_id,
             'kind': self.kind,
             'state': self.state,
+            'project_id': self.project_id,
             'error': self.error,
             'guest': self.guest,
             'disk': self.disk,
@@ -311,6 +316,8 @@ class OperationView:
             kind=data['kind'],
             state=data['state'],
             request=Request.from_dict(data['request']),
+            # An agent older than the project's journalling sends none.
+            project_id=data.get('project_id'),
             error=data['error'],
             guest=data['guest'],
             disk=data['disk'],

@@ -269,8 +269,10 @@ def render_policy():
               "query string. The create and delete rules keep the compute "
               "API's names and defaults, so a policy file written for "
               "Nova's assisted volume snapshots applies unchanged. The "
-              "target of every check is `{\"project_id\": <the caller's "
-              "project>}`; the defaults look at roles only."), '',
+              "target of a check is `{\"project_id\": <the caller's "
+              "project>}`; GET is also checked for each operation with "
+              "`{\"project_id\": <the project that asked for it>}`. The "
+              "defaults look at roles only."), '',
         _wrap("To change a rule, write it into the policy file that "
               "oslo.policy reads (`[oslo_policy] policy_file`, by default "
               "`policy.yaml` found in the configuration directories, such "
@@ -300,6 +302,27 @@ def render_policy():
             lines.append('- Scope types: %s' % ', '.join(
                 _code(scope) for scope in rule.scope_types))
         lines.append('')
+    lines += [
+        '## Scoping GET per project', '',
+        _wrap("Each operation keeps the project of the caller that asked "
+              "for it (the project of the token Cinder sent: Cinder's "
+              "`[nova]` service user's project when Cinder has one, the "
+              "volume owner's otherwise), and GET shows an operation only "
+              "if the rule admits the caller with that project as the "
+              "target; when it admits none of a snapshot id's operations, "
+              "the answer is the same 404 as for an unknown snapshot id. "
+              "For example, to let the members of a project see their own "
+              "operations and administrators and Cinder's service user "
+              "see all:"), '',
+        '```yaml',
+        '"snapdriver:os-assisted-volume-snapshots:show": '
+        '"role:admin or role:service or project_id:%(project_id)s"',
+        '```', '',
+        _wrap("Operations journalled by a snapdriver older than this field "
+              "have the project of their journalled request context, or "
+              "none (`project_id` null in the GET answer), which only a "
+              "rule that does not look at `%(project_id)s` admits."), '',
+    ]
     scopes = sorted({scope for rule in rules
                      for scope in (rule.scope_types or [])})
     if scopes == ['project']:

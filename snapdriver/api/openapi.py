@@ -248,6 +248,10 @@ def _operation_schema():
             'volume_id': string,
             'kind': {'type': 'string', 'enum': list(objects.KINDS)},
             'state': {'type': 'string', 'enum': list(objects.STATES)},
+            'project_id': dict(_nullable(string), description=(
+                "The project of the caller that asked for it; the target "
+                "of the GET policy rule. Null for operations journalled "
+                "before snapdriver kept it.")),
             'error': _nullable(string),
             'guest': _nullable(string),
             'disk': _nullable(string),

@@ -46,6 +46,9 @@ operations = sa.Table(
     sa.Column('kind', sa.String(16), nullable=False),
     sa.Column('request', sa.JSON, nullable=False),
     sa.Column('context', sa.JSON),
+    # Added after the first release: journals made before get it added by
+    # Journal (ALTER TABLE), filled from the journalled contexts.
+    sa.Column('project_id', sa.String(255)),
     sa.Column('guest', sa.String(255)),
     sa.Column('disk', sa.String(64)),
     sa.Column('state', sa.String(32), nullable=False, index=True),
@@ -118,9 +121,35 @@ class Journal:
         self._lock = threading.Lock()
         self._read_lock = (self._lock if _in_memory(url)
                            else contextlib.nullcontext())
+        self._add_missing_columns()
         with self.engine.connect() as conn:
             self._seq = conn.execute(
                 sa.select(sa.func.max(operations.c.seq))).scalar() or 0
+
+    def _add_missing_columns(self):
+        """Bring a journal made by an earlier snapdriver up to the table
+        above: columns added since are nullable, added in place, and
+        filled where the old rows tell the value."""
+        present = {column['name'] for column in
+                   sa.inspect(self.engine).get_columns('operations')}
+        if 'project_id' in present:
+            return
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(sa.text(
+                'ALTER TABLE operations ADD COLUMN project_id VARCHAR(255)'))
+            filled = 0
+            for operation_id, context in conn.execute(
+                    sa.select(operations.c.id, operations.c.context).where(
+                        operations.c.context.is_not(None))).fetchall():
+                project_id = (context or {}).get('project_id')
+                if project_id:
+                    conn.execute(operations.update()
+                                 .where(operations.c.id == operation_id)
+                                 .values(project_id=project_id))
+                    filled += 1
+        LOG.info("Journal: added the column project_id, filled for %d "
+                 "operation(s) from their journalled request contexts",
+                 filled)
 
     def add(self, record):
         """Insert a new operation; ``seq`` orders operations as accepted."""

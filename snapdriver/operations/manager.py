@@ -132,6 +132,7 @@ class OperationManager:
                 'kind': plan.kind,
                 'request': request.to_dict(),
                 'context': self._journalled_context(context),
+                'project_id': context.project_id if context else None,
                 'guest': plan.disk.guest,
                 'disk': plan.disk.target,
                 'state': objects.QUEUED,

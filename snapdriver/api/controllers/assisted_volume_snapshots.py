@@ -109,9 +109,17 @@ class SnapshotController(object):
     @index.when(method='GET', template='json')
     def get(self, **kwargs):
         context = check_context(self.project_id, policy.SHOW)
-        return {'operations': [
-            operation.to_dict() for operation in
-            pecan.request.operations.query(context, self.snapshot_id)]}
+        # Then each operation with its own project as the target, so that
+        # a policy can scope GET per project.
+        operations = [
+            operation for operation in
+            pecan.request.operations.query(context, self.snapshot_id)
+            if policy.check(context, policy.SHOW,
+                            {'project_id': operation.project_id})]
+        if not operations:
+            raise exception.OperationNotFound(snapshot_id=self.snapshot_id)
+        return {'operations': [operation.to_dict()
+                               for operation in operations]}
 
     @index.when(method='DELETE', content_type='application/json')
     def delete(self, **kwargs):

@@ -89,8 +89,8 @@ class TestOperationView(base.TestCase):
     def _row(self, **values):
         row = {
             'id': 'op', 'snapshot_id': 's', 'volume_id': 'v',
-            'kind': 'pull', 'state': 'succeeded', 'error': None,
-            'guest': 'g', 'disk': 'vda',
+            'kind': 'pull', 'state': 'succeeded', 'project_id': 'p',
+            'error': None, 'guest': 'g', 'disk': 'vda',
             'request': {'kind': 'delete', 'volume_id': 'v',
                         'snapshot_id': 's', 'file_to_merge': None,
                         'merge_target_file': None},
@@ -110,8 +110,8 @@ class TestOperationView(base.TestCase):
         shown = objects.OperationView.from_row(self._row()).to_dict()
         self.assertEqual({
             'id': 'op', 'snapshot_id': 's', 'volume_id': 'v',
-            'kind': 'pull', 'state': 'succeeded', 'error': None,
-            'guest': 'g', 'disk': 'vda',
+            'kind': 'pull', 'state': 'succeeded', 'project_id': 'p',
+            'error': None, 'guest': 'g', 'disk': 'vda',
             'request': {'kind': 'delete', 'volume_id': 'v',
                         'snapshot_id': 's', 'file_to_merge': None,
                         'merge_target_file': None},
@@ -127,10 +127,11 @@ class TestOperationView(base.TestCase):
                 'reported_at': '2024-05-06T07:08:11.123456Z'},
         }, shown)
         self.assertEqual(
-            ['id', 'snapshot_id', 'volume_id', 'kind', 'state', 'error',
-             'guest', 'disk', 'request', 'chain_before', 'expected_chain',
-             'chain', 'created_at', 'started_at', 'finished_at',
-             'duration_seconds', 'status_report'], list(shown))
+            ['id', 'snapshot_id', 'volume_id', 'kind', 'state',
+             'project_id', 'error', 'guest', 'disk', 'request',
+             'chain_before', 'expected_chain', 'chain', 'created_at',
+             'started_at', 'finished_at', 'duration_seconds',
+             'status_report'], list(shown))
 
     def test_a_queued_operation(self):
         shown = objects.OperationView.from_row(self._row(

@@ -1,5 +1,7 @@
 """The resource over the whole WSGI stack (webtest), fake driver."""
 
+import fixtures
+
 from snapdriver.api import microversion
 from snapdriver.tests.unit.api import base
 
@@ -217,6 +219,50 @@ class TestQuery(base.ApiTestCase):
         response = self.app.get('/v2.1/os-assisted-volume-snapshots/nope',
                                 headers=base.ADMIN, status=404)
         self.assert_fault(response, 404, 'itemNotFound', 'nope')
+
+    def _show(self, token, status=200):
+        return self.app.get('/v2.1/os-assisted-volume-snapshots/snap-1',
+                            headers={'X-Auth-Token': token}, status=status)
+
+    def test_get_can_be_scoped_per_project(self):
+        # The example of doc/policy.md.
+        path = self.useFixture(fixtures.TempDir()).join('policy.yaml')
+        with open(path, 'w') as f:
+            f.write('"snapdriver:os-assisted-volume-snapshots:show": '
+                    '"role:admin or role:service or '
+                    'project_id:%(project_id)s"\n')
+        self.conf.config(policy_file=path, group='oslo_policy')
+        self.post(self.create_body(), headers={'X-Auth-Token': 'admin:p1'})
+        self.assertTrue(self.manager.wait_idle(10))
+        [operation] = self._show('demo:p1').json['operations']
+        self.assertEqual(('p1', 'succeeded'),
+                         (operation['project_id'], operation['state']))
+        # Another project's member: as if the snapshot id were unknown.
+        response = self._show('demo:p2', status=404)
+        self.assert_fault(response, 404, 'itemNotFound', 'snap-1')
+        # An administrator of any project sees it.
+        self.assertEqual('p1', self._show('admin:p2').json[
+            'operations'][0]['project_id'])
+
+    def test_get_shows_only_the_operations_the_rule_admits(self):
+        path = self.useFixture(fixtures.TempDir()).join('policy.yaml')
+        with open(path, 'w') as f:
+            f.write('"snapdriver:os-assisted-volume-snapshots:show": '
+                    '"project_id:%(project_id)s"\n')
+        self.conf.config(policy_file=path, group='oslo_policy')
+        self.post(self.create_body(), headers={'X-Auth-Token': 'admin:p1'})
+        self.assertTrue(self.manager.wait_idle(10))
+        self.delete({'volume_id': base.VOLUME, 'file_to_merge': 'volume-1.s1',
+                     'merge_target_file': 'volume-1'},
+                    headers={'X-Auth-Token': 'admin:p2'})
+        self.assertTrue(self.manager.wait_idle(10))
+        self.assertEqual(['create'], [
+            operation['request']['kind'] for operation in
+            self._show('admin:p1').json['operations']])
+        self.assertEqual(['delete'], [
+            operation['request']['kind'] for operation in
+            self._show('admin:p2').json['operations']])
+        self._show('admin:p3', status=404)
 
 
 class TestMicroversions(base.ApiTestCase):

@@ -5,7 +5,9 @@ import os
 import threading
 
 import fixtures
+import sqlalchemy
 
+from snapdriver import context
 from snapdriver.drivers import fake
 from snapdriver import exception
 from snapdriver import objects
@@ -284,6 +286,48 @@ class TestRecovery(base.TestCase):
                           new_file='missing')
         self.assertRaises(exception.OperationNotFound, manager.query,
                           None, 's')
+
+    def test_the_project_is_journalled(self):
+        manager, _ = self._manager()
+        accepted = manager.accept(
+            context.RequestContext(user_id='nova', project_id='p1'),
+            objects.CreateRequest(volume_id='v', snapshot_id='s',
+                                  new_file='new'))
+        self.assertEqual('p1', manager.journal.get(accepted.id)['project_id'])
+        self.assertEqual('p1', manager.query(None, 's')[0].project_id)
+
+    def test_a_journal_made_before_projects_were_kept(self):
+        # The table as the first release made it: no project_id column.
+        engine = sqlalchemy.create_engine(self.url)
+        old = sqlalchemy.MetaData()
+        sqlalchemy.Table('operations', old, *[
+            column.copy() for column in journal_mod.operations.columns
+            if column.name != 'project_id'])
+        old.create_all(engine)
+        values = {'snapshot_id': 's', 'volume_id': 'v', 'kind': 'create',
+                  'request': objects.CreateRequest('v', 's', 'new').to_dict(),
+                  'state': 'succeeded', 'status': 'creating',
+                  'delivery': 'delivered', 'report_attempts': 1,
+                  'created_at': journal_mod.utcnow()}
+        with engine.begin() as conn:
+            conn.execute(old.tables['operations'].insert(), [
+                dict(values, id='with-context', seq=1,
+                     context={'user': 'nova', 'project_id': 'p-old',
+                              'auth_token': None}),
+                dict(values, id='without', seq=2, snapshot_id='s2',
+                     context=None)])
+        engine.dispose()
+        manager, _ = self._manager()
+        self.assertEqual('p-old', manager.query(None, 's')[0].project_id)
+        self.assertIsNone(manager.query(None, 's2')[0].project_id)
+        # New operations keep theirs.
+        self.driver.add_file('v', 'n2', backing='a')
+        manager.accept(context.RequestContext(project_id='p-new'),
+                       objects.CreateRequest('v', 's3', 'n2'))
+        self.assertEqual('p-new', manager.query(None, 's3')[0].project_id)
+        # Opening it again changes nothing.
+        self.assertEqual('p-old', journal_mod.Journal(self.url).get(
+            'with-context')['project_id'])
 
     def test_journal_file_is_private(self):
         path = os.path.join(self.tmp, 'sub', 'j.sqlite')
