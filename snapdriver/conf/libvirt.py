@@ -28,6 +28,14 @@ opts = [
                help="Seconds a block pull or commit of a running guest may "
                     "take; a job still running then is aborted and the "
                     "delete reported as failed."),
+    cfg.IntOpt('merge_bandwidth', default=0, min=0,
+               help="MiB per second a block pull or commit of a running "
+                    "guest may copy; 0 leaves it to QEMU (as fast as the "
+                    "storage allows). A limit keeps a long merge from "
+                    "taking the whole of a shared storage's bandwidth from "
+                    "the guests, at the price of a longer merge: Cinder "
+                    "waits for a delete up to two hours. Offline merges "
+                    "(qemu-img, stopped guests) are not limited."),
     cfg.FloatOpt('block_job_poll_interval', default=0.5, min=0.01,
                  help="Seconds between two looks at a running block job. "
                       "libvirt's block job events normally end the wait "

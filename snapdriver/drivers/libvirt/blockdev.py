@@ -73,15 +73,18 @@ class BlockDevice:
         outlives a connection to libvirtd (libvirtd restarted) is still
         followed and aborted.
     :param clock: seconds, for the timeout of :meth:`wait`.
+    :param bandwidth: MiB/s a job started here may copy, 0 for no limit
+        (``[libvirt] merge_bandwidth``).
     """
 
     def __init__(self, host, tracker, location, dom=None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, bandwidth=0):
         self._host = host
         self._tracker = tracker
         self.location = location
         self._dom = dom
         self._clock = clock
+        self._bandwidth = bandwidth
         self._watch = None
         #: What runs on the disk, in messages.
         self._job = 'block job'
@@ -126,7 +129,7 @@ class BlockDevice:
         name = self._libvirt_name(base)
         flags = libvirt.VIR_DOMAIN_BLOCK_REBASE_RELATIVE if name else 0
         self._start('block pull', lambda: self._dom.blockRebase(
-            self.target, name, 0, flags))
+            self.target, name, self._bandwidth, flags))
 
     def commit(self, base, top):
         """Start a block commit (``blockCommit``) of ``top`` into ``base``,
@@ -141,7 +144,7 @@ class BlockDevice:
         base_name = self._libvirt_name(base)
         top_name = self._libvirt_name(top)
         self._start('block commit', lambda: self._dom.blockCommit(
-            self.target, base_name, top_name, 0,
+            self.target, base_name, top_name, self._bandwidth,
             libvirt.VIR_DOMAIN_BLOCK_COMMIT_RELATIVE))
 
     def _libvirt_name(self, name):

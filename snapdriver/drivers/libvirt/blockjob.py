@@ -28,6 +28,7 @@ import threading
 import time
 
 from oslo_log import log
+from oslo_utils import units
 
 from snapdriver.drivers.libvirt import host
 
@@ -294,17 +295,18 @@ def _settle(dom, held, clock, sleep):
         sleep(SETTLE_INTERVAL)
 
 
-def release_held(dom, targets):
-    """Give full speed back to jobs a dead snapdriver left held.
+def release_held(dom, targets, bandwidth=0):
+    """Give their speed back to jobs a dead snapdriver left held.
 
+    :param bandwidth: the speed, in MiB/s (0: no limit).
     :returns: the targets released.
     """
     released = []
     for target in targets:
         try:
-            info, bandwidth = _bandwidth_bytes(dom, target)
-            if info and bandwidth == HOLD_BANDWIDTH:
-                _set_speed(dom, target, 0)
+            info, current = _bandwidth_bytes(dom, target)
+            if info and current == HOLD_BANDWIDTH:
+                _set_speed(dom, target, bandwidth * units.Mi)
                 released.append(target)
         except libvirt.libvirtError as error:
             LOG.debug("No block job on disk %s to release: %s", target, error)

@@ -114,11 +114,12 @@ class LibvirtDriver(base.BaseDriver):
             if domain is None:
                 continue
             released = blockjob.release_held(
-                dom, [disk.target for disk in domain.disks if disk.chain])
+                dom, [disk.target for disk in domain.disks if disk.chain],
+                CONF.libvirt.merge_bandwidth)
             if released:
                 LOG.warning("The block job on disk %s of guest %s was left "
                             "held still by an earlier snapdriver process; "
-                            "it runs at full speed again",
+                            "its speed is given back",
                             ', '.join(released), domain.name)
 
     def _check_connection(self):
@@ -526,7 +527,8 @@ class LibvirtDriver(base.BaseDriver):
 
     def _device(self, location, dom=None):
         """The :class:`blockdev.BlockDevice` of a located disk."""
-        return blockdev.BlockDevice(self._host, self._jobs, location, dom)
+        return blockdev.BlockDevice(self._host, self._jobs, location, dom,
+                                    bandwidth=CONF.libvirt.merge_bandwidth)
 
     def _wait_for_other_jobs(self, attached, plan):
         """Wait while another disk of the guest has a block job.

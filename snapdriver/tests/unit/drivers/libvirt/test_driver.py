@@ -174,6 +174,18 @@ class ReferenceScenarioTestCase(DriverTestCase):
                          chain_after)
         self.assertEqual('other-snap.img', self.header('/d/disk1_file'))
 
+    def test_merges_are_limited_to_the_merge_bandwidth(self):
+        self.conf.config(group='libvirt', merge_bandwidth=64)
+        self.add_reference_domain()
+        self.delete('snap.img', 'other-snap.img')
+        self.delete('other-snap.img', None)
+        self.assertEqual(
+            [('blockCommit', 'g1', 'vda', 'other-snap.img', 'snap.img', 64,
+              libvirt.VIR_DOMAIN_BLOCK_COMMIT_RELATIVE),
+             ('blockRebase', 'g1', 'vda', 'other-snap.img', 64,
+              libvirt.VIR_DOMAIN_BLOCK_REBASE_RELATIVE)],
+            self.conn.changes())
+
     def test_pull_everything(self):
         self.add_reference_domain()
         chain_after = self.delete(None, None)
@@ -942,6 +954,12 @@ class GuestSafetyTestCase(DriverTestCase):
         self.assertIn('The block job on disk vdb of guest g1 was left held '
                       'still by an earlier snapdriver process',
                       self.log.output)
+
+    def test_job_left_held_gets_the_merge_bandwidth_back(self):
+        self.conf.config(group='libvirt', merge_bandwidth=20)
+        job = self.running_job('vdb', bandwidth=blockjob.HOLD_BANDWIDTH)
+        self.make_driver()
+        self.assertEqual(20 * fakes.MIB, job.bandwidth)
 
     def test_no_job_starts_during_a_switch(self):
         with self.driver._slots.graph_change(self.dom.uuid):
