@@ -126,6 +126,16 @@ class ConfigurationError(SnapdriverException):
     msg_fmt = "%(reason)s"
 
 
+class JournalInUse(ConfigurationError):
+    """Another process holds the journal's lock."""
+    msg_fmt = ("the operation journal %(journal)s is in use by another "
+               "process: %(holder)s. One snapdriver-api (without [api] "
+               "dispatch = agents) or snapdriver-agent per journal: two "
+               "would both take up and run the same operations. Stop that "
+               "one first, or give this one another [database] connection. "
+               "(lock file %(lock)s)")
+
+
 class DriverLoadError(SnapdriverException):
     """Start-up failure: the configured driver cannot be used."""
     msg_fmt = "Driver %(driver)s could not be loaded: %(reason)s"

@@ -35,6 +35,10 @@ def build_operations():
     :returns: (OperationsAPI, OperationManager)
     :raises: DriverLoadError, DriverNotFound, ConfigurationError
     """
+    # Before the driver: a second process must not touch the guests (the
+    # libvirt driver's start-up resumes guests and block jobs that it
+    # finds held by snapdriver, which may be the first process's).
+    _lock_journal()
     driver = loader.load(CONF.driver)
     reporter = plugins.load(reporter_mod.NAMESPACE, CONF.status_reporter,
                             'status reporter')
@@ -55,6 +59,20 @@ def take_up(manager):
     if taken_up:
         LOG.info("Took up %d unfinished operation(s) from the journal",
                  taken_up)
+
+
+def _lock_journal():
+    """One process per journal, for the rest of this process's life.
+
+    :raises: JournalInUse (a ConfigurationError) naming the holder,
+        ConfigurationError when the lock file cannot be made
+    """
+    try:
+        journal.lock(CONF.database.connection)
+    except (OSError, sqlalchemy.exc.ArgumentError) as e:
+        raise exception.ConfigurationError(
+            reason="cannot lock the operation journal ([database] "
+                   "connection): %s" % e)
 
 
 def _open_journal():

@@ -24,16 +24,23 @@ works. The schema is created on first use.
 
 import contextlib
 import datetime
+import fcntl
 import os
+import socket
+import sys
 import threading
 
 from oslo_log import log
 import sqlalchemy as sa
 from sqlalchemy import pool
 
+from snapdriver import exception
 from snapdriver import objects
 
 LOG = log.getLogger(__name__)
+
+# The process's journal locks: held until the process ends.
+_HELD = []
 
 _metadata = sa.MetaData()
 
@@ -106,6 +113,52 @@ def create_engine(url, synchronous='NORMAL'):
     engine = sa.create_engine(url, **kwargs)
     sa.event.listen(engine, 'connect', _sqlite_pragmas(synchronous))
     return engine
+
+
+def lock(url):
+    """Take the exclusive lock of the journal at ``url`` for the rest of
+    this process's life, so that no second snapdriver runs on it.
+
+    For an SQLite file it is an ``flock`` on ``<file>.lock`` beside it,
+    released by the kernel when the process ends however it ends (SIGKILL
+    included); the file names the holder (pid, host, program, since when).
+    An in-memory database needs none. A database server cannot be locked
+    this way: a warning says that the operator must see to it.
+
+    :returns: the lock file's path, or None.
+    :raises: JournalInUse naming the holder.
+    """
+    url = sa.engine.make_url(url)
+    if _in_memory(url):
+        return None
+    if url.get_backend_name() != 'sqlite':
+        LOG.warning("The operation journal is on a database server "
+                    "(%s): make sure that one snapdriver-api or "
+                    "snapdriver-agent at most uses it; two would both run "
+                    "the same operations.", url.get_backend_name())
+        return None
+    database = os.path.abspath(url.database)
+    path = database + '.lock'
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 4096).decode('utf-8', 'replace').strip()
+        os.close(fd)
+        raise exception.JournalInUse(
+            journal=database, lock=path,
+            holder=holder or "a process that has not yet said which")
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.write(fd, ("pid %d on host %s (%s), since %s UTC\n" % (
+        os.getpid(), socket.gethostname(),
+        os.path.basename(sys.argv[0]) or 'python',
+        utcnow().isoformat(timespec='seconds'))).encode())
+    _HELD.append(fd)
+    return path
 
 
 class Journal:

@@ -1,0 +1,50 @@
+"""Start-up: the journal's lock (one process per journal)."""
+
+import os
+import socket
+
+import fixtures
+
+from snapdriver import exception
+from snapdriver.operations import journal as journal_mod
+from snapdriver import service
+from snapdriver.tests import base
+
+
+class TestJournalLock(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        held = []
+        self.useFixture(fixtures.MonkeyPatch(
+            'snapdriver.operations.journal._HELD', held))
+        self.addCleanup(lambda: [os.close(fd) for fd in held])
+        self.path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                                 'j', 'journal.sqlite')
+        self.conf.config(connection='sqlite:///' + self.path,
+                         group='database')
+        self.loaded = []
+        self.useFixture(fixtures.MonkeyPatch(
+            'snapdriver.drivers.loader.load', self.loaded.append))
+
+    def test_the_holder_is_named_before_any_driver_loads(self):
+        journal_mod.lock('sqlite:///' + self.path)
+        error = self.assertRaises(exception.JournalInUse,
+                                  service.build_operations)
+        self.assertIsInstance(error, exception.ConfigurationError)
+        self.assertIn('the operation journal %s is in use by another '
+                      'process: pid %d on host %s (' % (
+                          self.path, os.getpid(), socket.gethostname()),
+                      str(error))
+        self.assertIn('One snapdriver-api (without [api] dispatch = agents) '
+                      'or snapdriver-agent per journal', str(error))
+        # The driver (whose start-up may touch guests) was not loaded.
+        self.assertEqual([], self.loaded)
+
+    def test_the_lock_file_is_private(self):
+        self.assertEqual(self.path + '.lock',
+                         journal_mod.lock('sqlite:///' + self.path))
+        self.assertEqual(0o600, os.stat(self.path + '.lock').st_mode & 0o777)
+
+    def test_an_in_memory_journal_needs_no_lock(self):
+        self.assertIsNone(journal_mod.lock('sqlite://'))
