@@ -174,6 +174,22 @@ class OperationNotSupported(Invalid):
     msg_fmt = "The %(driver)s driver cannot %(operation)s."
 
 
+class ComputeManagedGuest(Invalid):
+    """The volume's guest is managed by nova-compute, which would undo a
+    change to its disk chain that it did not make itself."""
+    msg_fmt = ("Snapshot %(action)s refused: volume %(volume_id)s is disk "
+               "%(target)s of guest %(guest)s, which nova-compute manages "
+               "(its domain XML has metadata in %(namespace)s). nova-compute "
+               "rebuilds the guest's disks from its own record of the "
+               "volume's connection info, which only its own assisted "
+               "snapshots update: a chain changed by snapdriver is not in "
+               "that record, the guest's next hard reboot or migration by "
+               "the compute service reopens the image the record names, and "
+               "the writes made since are lost. Have the compute service of "
+               "that guest's cloud do this snapshot work, or set [libvirt] "
+               "allow_compute_managed_guests = true to accept that risk.")
+
+
 class AgentUnavailable(SnapdriverException):
     """The API tier could not have the request carried out by the agent of
     the volume's host (``dispatch = agents``)."""

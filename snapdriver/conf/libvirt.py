@@ -24,6 +24,22 @@ opts = [
                     "quiesce> in its <metadata>, namespace "
                     "https://snapdriver.invalid/xmlns/domain/1.0. A guest "
                     "that is not running is never quiesced."),
+    cfg.BoolOpt('allow_compute_managed_guests', default=False,
+                help="Whether to change the disk chains of guests that "
+                     "nova-compute manages (domains with metadata in the "
+                     "namespace http://openstack.org/xmlns/libvirt/nova/, "
+                     "any version). By default their creates and deletes "
+                     "are refused with a 400 before anything changes. "
+                     "RISK OF DATA LOSS when true: nova-compute rebuilds "
+                     "such a guest's disks from its own record of the "
+                     "volume's connection info, which only its own assisted "
+                     "snapshots update, so at the guest's next hard reboot "
+                     "or migration by the compute service the guest reopens "
+                     "the image that was active before snapdriver switched "
+                     "it, and every write made since is lost. Only set it "
+                     "where nothing but snapdriver changes those guests' "
+                     "disks and the compute service's records are kept "
+                     "right by other means."),
     cfg.IntOpt('block_job_timeout', default=7200, min=1,
                help="Seconds a block pull or commit of a running guest may "
                     "take; a job still running then is aborted and the "

@@ -24,6 +24,10 @@ from xml.etree import ElementTree
 METADATA_NS = 'https://snapdriver.invalid/xmlns/domain/1.0'
 METADATA_PREFIX = 'snapdriver'
 QUIESCE_TAG = '{%s}quiesce' % METADATA_NS
+#: The namespace nova-compute writes its ``<nova:instance>`` metadata in,
+#: followed by a version (``1.0``, ``1.1``...): a domain that carries it is
+#: managed by a compute service.
+COMPUTE_NS_PREFIX = 'http://openstack.org/xmlns/libvirt/nova/'
 
 #: Disk types whose source is a path on this host, and the attribute of
 #: ``<source>`` that holds it.
@@ -81,11 +85,15 @@ class Domain:
 
     :param quiesce: the value of ``<snapdriver:quiesce>`` in the domain's
         metadata, stripped; None when absent.
+    :param compute_namespace: the namespace of nova-compute's metadata
+        (:data:`COMPUTE_NS_PREFIX` and a version) when the domain carries
+        some, else None.
     """
     name: str
     uuid: str
     disks: typing.Tuple[Disk, ...]
     quiesce: typing.Optional[str] = None
+    compute_namespace: typing.Optional[str] = None
 
     def disk(self, target):
         """The disk with target dev ``target``, or None."""
@@ -174,6 +182,23 @@ def _quiesce_setting(root):
     return None
 
 
+def _compute_namespace(root):
+    """The namespace of the first element of nova-compute's under
+    ``<metadata>``, any version; None when there is none."""
+    metadata = root.find('metadata')
+    if metadata is None:
+        return None
+    for element in metadata.iter():
+        if not isinstance(element.tag, str) or not element.tag.startswith(
+                '{'):
+            continue
+        namespace = element.tag[1:].partition('}')[0]
+        if (namespace.startswith(COMPUTE_NS_PREFIX)
+                or namespace == COMPUTE_NS_PREFIX.rstrip('/')):
+            return namespace
+    return None
+
+
 def parse_domain(xml):
     """Parse a domain's XML.
 
@@ -194,7 +219,8 @@ def parse_domain(xml):
     return Domain(name=root.findtext('name', default=''),
                   uuid=root.findtext('uuid', default=''),
                   disks=tuple(disk for disk in disks if disk.target),
-                  quiesce=_quiesce_setting(root))
+                  quiesce=_quiesce_setting(root),
+                  compute_namespace=_compute_namespace(root))
 
 
 def _snapshot_disk_element(disks, disk, new_source):

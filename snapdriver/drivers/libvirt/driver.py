@@ -226,6 +226,7 @@ class LibvirtDriver(base.BaseDriver):
                      'disk_type': disk.disk_type,
                      'protocol': disk.protocol,
                      'hosts': disk.hosts,
+                     'compute_namespace': domain.compute_namespace,
                      'other_targets': tuple(other.target
                                             for other in domain.disks
                                             if other.target != disk.target)})
@@ -280,11 +281,13 @@ class LibvirtDriver(base.BaseDriver):
                           location.guest, uuid, CONF.libvirt.connection_uri,
                           _libvirt_message(error))
 
-    def _current(self, location):
+    def _current(self, location, action):
         """Like :meth:`_fresh`, and the chain must not have changed since
-        the plan was made: the plan is only valid for that chain."""
+        the plan was made: the plan is only valid for that chain; nor may
+        nova-compute have taken the guest over meanwhile."""
         attached = self._fresh(location)
         kit.check_unchanged(location, attached.location.names)
+        _check_not_compute_managed(attached.location, action)
         return attached
 
     def _verify(self, plan, what, hint=''):
@@ -333,7 +336,7 @@ class LibvirtDriver(base.BaseDriver):
         :returns: the chain's names afterwards, active first.
         :raises: OperationFailed
         """
-        dom, domain, disk, location = self._current(plan.disk)
+        dom, domain, disk, location = self._current(plan.disk, 'create')
         if location.source_type == 'network' and not location.running:
             raise _network_disk_stopped(location)
         xml = domxml.snapshot_xml(domain, disk,
@@ -441,12 +444,16 @@ class LibvirtDriver(base.BaseDriver):
     # Delete
 
     def check_plan(self, plan):
-        """A stopped guest's network disk cannot be read or changed here:
-        refuse before anything, rather than fail in the background.
+        """Refuse before anything, rather than fail in the background, a
+        guest that nova-compute manages (see
+        :class:`snapdriver.exception.ComputeManagedGuest`), and a stopped
+        guest's network disk, which cannot be read or changed here.
 
-        :raises: OperationNotSupported
+        :raises: ComputeManagedGuest, OperationNotSupported
         """
         location = plan.disk
+        _check_not_compute_managed(
+            location, 'create' if plan.kind == chain.CREATE else 'delete')
         if location.source_type == 'network' and not location.running:
             raise exception.OperationNotSupported(
                 driver=DRIVER,
@@ -479,7 +486,7 @@ class LibvirtDriver(base.BaseDriver):
             return self._delete(plan)
 
     def _delete(self, plan):
-        attached = self._current(plan.disk)
+        attached = self._current(plan.disk, 'delete')
         location = attached.location
         what = 'block %s' % plan.kind
         LOG.info("Snapshot %s: %s on disk %s of guest %s (base %s, top %s)",
@@ -621,6 +628,29 @@ class LibvirtDriver(base.BaseDriver):
         self._make_durable(self._fresh(location),
                            'the work left on disk %s' % location.target)
         return pending
+
+
+def _check_not_compute_managed(location, action):
+    """Refuse to change a disk of a guest that nova-compute manages, unless
+    ``[libvirt] allow_compute_managed_guests`` says to go ahead.
+
+    :param action: 'create' or 'delete', for the message.
+    :raises: ComputeManagedGuest
+    """
+    namespace = location.details.get('compute_namespace')
+    if not namespace:
+        return
+    if not CONF.libvirt.allow_compute_managed_guests:
+        raise exception.ComputeManagedGuest(
+            volume_id=location.volume_id, target=location.target,
+            guest=location.guest, namespace=namespace,
+            action=action)
+    LOG.warning("Guest %s is managed by nova-compute (metadata in %s); the "
+                "%s on disk %s goes ahead because [libvirt] "
+                "allow_compute_managed_guests is true: its next hard reboot "
+                "or migration by the compute service may reopen images "
+                "snapdriver merged or switched away from", location.guest,
+                namespace, action, location.target)
 
 
 def _network_disk_stopped(location):

@@ -130,6 +130,24 @@ class ParseDomainTestCase(base.TestCase):
         self.assertIsNone(
             domxml.parse_domain('<domain><name>g</name></domain>').quiesce)
 
+    def test_compute_metadata_any_version(self):
+        for version in ('1.0', '1.1', '2.0'):
+            namespace = 'http://openstack.org/xmlns/libvirt/nova/' + version
+            xml = ("<domain><name>g</name><metadata><sd:quiesce xmlns:sd="
+                   "'%s'>try</sd:quiesce><nova:instance xmlns:nova='%s'>"
+                   "<nova:name>vm</nova:name></nova:instance></metadata>"
+                   "</domain>" % (domxml.METADATA_NS, namespace))
+            self.assertEqual(namespace,
+                             domxml.parse_domain(xml).compute_namespace)
+
+    def test_no_compute_metadata(self):
+        self.assertIsNone(self.domain.compute_namespace)
+        xml = ("<domain><name>g</name><metadata><x:instance xmlns:x="
+               "'http://openstack.org/xmlns/libvirt/novanet/1.0'/>"
+               "</metadata><description>http://openstack.org/xmlns/libvirt/"
+               "nova/1.1</description></domain>")
+        self.assertIsNone(domxml.parse_domain(xml).compute_namespace)
+
     def test_serial_attribute_is_not_a_serial(self):
         xml = ("<domain><name>g</name><devices><disk type='file' serial='V'>"
                "<source file='/d/a'/><target dev='vda'/></disk></devices>"

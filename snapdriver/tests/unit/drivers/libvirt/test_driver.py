@@ -18,6 +18,8 @@ from snapdriver.drivers.libvirt import blockjob
 from snapdriver.drivers.libvirt import domxml
 from snapdriver.drivers.libvirt import flush
 from snapdriver import exception
+from snapdriver import objects
+from snapdriver.operations import planning
 from snapdriver.tests.unit.drivers.libvirt import base
 from snapdriver.tests.unit.drivers.libvirt import fakes
 
@@ -1239,3 +1241,116 @@ class LeftPausedTestCase(DriverTestCase):
         self.make_driver()
         self.assertEqual({}, dom.live_metadata)
         self.assertEqual([], self.conn.calls_of('resume'))
+
+
+NOVA_METADATA = (
+    '<nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/%s">'
+    '<nova:name>vm-1</nova:name></nova:instance>')
+
+
+class ComputeManagedGuestTestCase(DriverTestCase):
+    """Guests whose domain carries nova-compute's metadata are refused,
+    before anything changes, unless the operator allows them."""
+
+    def setUp(self):
+        super().setUp()
+        self.planner = planning.Planner(self.driver)
+        # Inspecting the overlay has tests of its own; it is Cinder's file.
+        self.driver.inspect_overlay = lambda location, name: (
+            chain.OverlayInfo(name=name, exists=True, fmt='qcow2',
+                              backing='disk1_file', backing_fmt='qcow2'))
+
+    def add_reference_domain(self, **kwargs):
+        dom = super().add_reference_domain(**kwargs)
+        self.images.add('/d/new-file', backing='disk1_file')
+        return dom
+
+    def plan_create(self):
+        return self.planner.plan(objects.CreateRequest(
+            volume_id='V', snapshot_id='s1', new_file='new-file'))
+
+    def plan_delete(self, file_to_merge='snap.img',
+                    merge_target_file='other-snap.img'):
+        return self.planner.plan(objects.DeleteRequest(
+            volume_id='V', snapshot_id='s1', file_to_merge=file_to_merge,
+            merge_target_file=merge_target_file))
+
+    def assertNothingChanged(self):
+        self.assertEqual([], self.conn.changes())
+        self.assertEqual([], self.qemu_img.commands_of('commit'))
+        self.assertEqual([], self.qemu_img.commands_of('rebase'))
+        self.assertEqual(REFERENCE_CHAIN,
+                         self.driver.locate_disk('V').names)
+
+    def assertRefused(self, error, action):
+        self.assertEqual(400, error.code)
+        message = str(error)
+        self.assertTrue(message.startswith(
+            'Snapshot %s refused: volume V is disk vda of guest g1, which '
+            'nova-compute manages (its domain XML has metadata in '
+            'http://openstack.org/xmlns/libvirt/nova/' % action), message)
+        for words in ("rebuilds the guest's disks from its own record",
+                      'next hard reboot or migration',
+                      'the writes made since are lost',
+                      'allow_compute_managed_guests = true'):
+            self.assertIn(words, message)
+
+    def test_create_is_refused_at_accept(self):
+        self.add_reference_domain(metadata=NOVA_METADATA % '1.1')
+        error = self.assertRaises(exception.ComputeManagedGuest,
+                                  self.plan_create)
+        self.assertRefused(error, 'create')
+        self.assertNothingChanged()
+
+    def test_delete_is_refused_at_accept(self):
+        for version in ('1.0', '1.1', '2.0'):
+            self.conn.domains = []
+            self.add_reference_domain(metadata=NOVA_METADATA % version)
+            for merge in (('snap.img', 'other-snap.img'),   # commit
+                          ('snap.img', None),               # pull
+                          (None, None)):
+                error = self.assertRaises(exception.ComputeManagedGuest,
+                                          self.plan_delete, *merge)
+                self.assertRefused(error, 'delete')
+                self.assertIn('nova/%s)' % version, str(error))
+            self.assertNothingChanged()
+
+    def test_stopped_guest_is_refused_too(self):
+        self.add_reference_domain(metadata=NOVA_METADATA % '1.1',
+                                  running=False)
+        self.assertRaises(exception.ComputeManagedGuest, self.plan_create)
+        self.assertRaises(exception.ComputeManagedGuest, self.plan_delete)
+        self.assertNothingChanged()
+
+    def test_metadata_added_after_accept_is_refused_before_the_switch(self):
+        dom = self.add_reference_domain()
+        create, delete = self.plan_create(), self.plan_delete()
+        dom.metadata_xml = NOVA_METADATA % '1.1'
+        error = self.assertRaises(exception.ComputeManagedGuest,
+                                  self.driver.create_snapshot, create)
+        self.assertRefused(error, 'create')
+        error = self.assertRaises(exception.ComputeManagedGuest,
+                                  self.driver.delete_snapshot, delete)
+        self.assertRefused(error, 'delete')
+        self.assertNothingChanged()
+
+    def test_other_namespaces_are_not_refused(self):
+        self.add_reference_domain(metadata=(
+            '<a:x xmlns:a="http://openstack.org/xmlns/libvirt/novalike/1"/>'
+            '<b:y xmlns:b="https://example.com/nova/1.1"/>'))
+        self.assertEqual(['new-file'] + REFERENCE_CHAIN,
+                         self.driver.create_snapshot(self.plan_create()))
+
+    def test_allowed_by_the_option(self):
+        self.conf.config(group='libvirt', allow_compute_managed_guests=True)
+        self.add_reference_domain(metadata=NOVA_METADATA % '1.1')
+        self.assertEqual(['new-file'] + REFERENCE_CHAIN,
+                         self.driver.create_snapshot(self.plan_create()))
+        self.assertEqual(['new-file', 'disk1_file', 'other-snap.img',
+                          'base.img'],
+                         self.driver.delete_snapshot(self.plan_delete()))
+        self.assertIn('Guest g1 is managed by nova-compute (metadata in '
+                      'http://openstack.org/xmlns/libvirt/nova/1.1); the '
+                      'create on disk vda goes ahead because [libvirt] '
+                      'allow_compute_managed_guests is true',
+                      self.log.output)
