@@ -24,6 +24,7 @@ attached to the test as a ``timing-<step>`` detail and printed to stderr as
 ``TIMING step=<step> seconds=<s> ...``.
 """
 
+import hashlib
 import json
 import os
 import sys
@@ -480,6 +481,68 @@ class TestLibvirtApiOffline(LibvirtApiTestCase):
         self.create('offline_create', volume)
         self.between_steps(volume)
         self.start_and_check(volume)
+
+
+class TestLibvirtApiComputeManaged(LibvirtApiTestCase):
+    """Guests with nova-compute's metadata in their domain XML."""
+
+    NOVA_NS = 'http://openstack.org/xmlns/libvirt/nova/1.1'
+
+    def manage(self, volume):
+        """Give the guest the metadata nova-compute writes (live and in its
+        persistent definition)."""
+        volume.domain.setMetadata(
+            libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+            '<instance><name>vm-1</name><flavor name="m1.tiny"/></instance>',
+            'nova', self.NOVA_NS,
+            libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+
+    def disk_state(self, volume):
+        """What libvirt shows, what the headers record, and the bytes of
+        every file of the share."""
+        volume.flush()
+        files = {}
+        for name in sorted(os.listdir(self.share)):
+            with open(os.path.join(self.share, name), 'rb') as f:
+                files[name] = hashlib.sha256(f.read()).hexdigest()
+        return (volume.xml_chain(), volume.header_chain(), files,
+                volume.domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+
+    def test_refused_and_nothing_changes(self):
+        self.start_server()
+        volume = self.attach(layers=3)
+        self.manage(volume)
+        snapshot_id = str(uuid.uuid4())
+        new_file = volume.new_overlay(snapshot_id)
+        before = self.disk_state(volume)
+        message = self.expect_refused(
+            self.send_create(volume.volume_id, snapshot_id, new_file),
+            'Snapshot create refused', volume.volume_id,
+            volume.fixture.name, 'nova-compute manages', self.NOVA_NS,
+            'next hard reboot or migration', 'allow_compute_managed_guests')
+        self.addDetail('refusal', content.text_content(message))
+        self.assert_unknown(snapshot_id)
+        for file_to_merge, merge_target_file in (
+                (volume.names[1], volume.names[2]),     # commit
+                (volume.names[1], None),                # pull onto a base
+                (None, None)):                          # pull everything
+            delete_id = str(uuid.uuid4())
+            self.expect_refused(
+                self.send_delete(volume.volume_id, delete_id, file_to_merge,
+                                 merge_target_file),
+                'Snapshot delete refused', 'nova-compute manages')
+            self.assert_unknown(delete_id)
+        self.assertEqual(before, self.disk_state(volume))
+        volume.check()
+
+    def test_allowed_by_the_option(self):
+        self.start_server(allow_compute_managed_guests=True)
+        volume = self.attach(layers=2)
+        self.manage(volume)
+        op, _ = self.create('create_compute_managed_allowed', volume)
+        self.between_steps(volume)
+        self.assertIn('is managed by nova-compute (metadata in %s)'
+                      % self.NOVA_NS, self.server.log_text())
 
 
 class TestLibvirtApiHostileNames(LibvirtApiTestCase):
