@@ -88,6 +88,9 @@ class BlockDevice:
         self._watch = None
         #: What runs on the disk, in messages.
         self._job = 'block job'
+        #: libvirt's message when the connection dropped while the job was
+        #: being started (it may have started or not).
+        self._lost_start = None
         self._quiet_until = 0.0
 
     @property
@@ -165,6 +168,16 @@ class BlockDevice:
         try:
             call()
         except libvirt.libvirtError as error:
+            if self._host.connection_lost(error):
+                # libvirtd may have had QEMU start the job before the
+                # connection dropped: wait() follows the disk once libvirtd
+                # answers again, and the chain tells what happened.
+                self._lost_start = _message(error)
+                LOG.warning("The connection to libvirtd dropped while the %s "
+                            "on disk %s of guest %s was being started (%s); "
+                            "QEMU may have started it: following the disk",
+                            job, self.target, self.guest, self._lost_start)
+                return
             raise _failed("libvirt refused the %s on disk %s of guest %s: %s",
                           job, self.target, self.guest, _message(error))
 
@@ -240,7 +253,8 @@ class BlockDevice:
             if events:
                 status = events[-1][1]
             if not info:
-                return JobEnd(status, self.location.directory)
+                return JobEnd(status, self.location.directory,
+                              lost_start=self._lost_start)
             remaining = deadline - self._clock()
             if remaining <= 0:
                 self._timed_out(info, timeout)
@@ -275,11 +289,14 @@ class JobEnd:
         one: only the chain can tell then.
     :param directory: where the disk's images are (for the free space a
         failure may be due to), or None.
+    :param lost_start: libvirt's message when the connection dropped while
+        the job was being started, else None.
     """
 
-    def __init__(self, status, directory=None):
+    def __init__(self, status, directory=None, lost_start=None):
         self.status = status
         self._directory = directory
+        self._lost_start = lost_start
 
     @property
     def failed(self):
@@ -298,6 +315,11 @@ class JobEnd:
                     % _free_space(self._directory))
         if self.cancelled:
             return " libvirt reported that the job was cancelled."
+        if self._lost_start:
+            return (" The connection to libvirtd dropped while the job was "
+                    "being started (%s), and no job was found on the disk "
+                    "once libvirtd answered again: QEMU did not start it, "
+                    "or it ended without merging." % self._lost_start)
         return ''
 
 

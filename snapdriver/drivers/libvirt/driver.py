@@ -59,6 +59,10 @@ DRIVER = 'libvirt'
 QUIESCE_POLICIES = ('never', 'try', 'require')
 #: A disk without ``<driver type>`` is raw to libvirt.
 DEFAULT_FORMAT = 'raw'
+#: Seconds to wait for libvirtd to answer again after the connection
+#: dropped under a call that changes a disk: only the chain can tell then
+#: whether QEMU did it.
+RECONNECT_TIMEOUT = 120
 
 
 def _libvirt_message(error):
@@ -394,12 +398,19 @@ class LibvirtDriver(base.BaseDriver):
     def _snapshot_running(self, dom, domain, xml, plan):
         policy = self._quiesce_policy(domain)
         if policy != 'never':
-            refusal = self._snapshot_quiesced(dom, xml)
-            if refusal is None:
+            error = self._snapshot_quiesced(dom, xml)
+            if error is None:
                 return
+            refusal = _libvirt_message(error)
+            if self._host.connection_lost(error):
+                # QEMU may have switched; the handle is dead in any case.
+                self._reconnect(plan, 'the switch of disk %s onto %s'
+                                % (plan.disk.target, plan.new_file), refusal)
+                dom = self._lookup(plan.disk)
             if self._switched(plan):
                 # libvirt took the snapshot and failed afterwards (thawing
-                # the guest): the guest runs on the new chain already.
+                # the guest, or the connection dropped before it answered):
+                # the guest runs on the new chain already.
                 LOG.warning("Snapshot %s of guest %s was taken, but libvirt "
                             "reported: %s", plan.snapshot_id, domain.name,
                             refusal)
@@ -413,20 +424,73 @@ class LibvirtDriver(base.BaseDriver):
         self._snapshot_unquiesced(dom, domain, xml, plan)
 
     def _snapshot_quiesced(self, dom, xml):
-        """:returns: None, or libvirt's message when it refused."""
+        """:returns: None, or the libvirtError when libvirt refused."""
         try:
             self._snapshot(dom, xml, quiesce=True)
         except libvirt.libvirtError as error:
-            return _libvirt_message(error)
+            return error
         return None
 
     def _snapshot_unquiesced(self, dom, domain, xml, plan):
         try:
             self._snapshot(dom, xml, quiesce=False)
         except libvirt.libvirtError as error:
+            if self._host.connection_lost(error):
+                self._judge_lost_switch(plan, _libvirt_message(error))
+                return
             raise _failed("libvirt could not switch disk %s of guest %s onto "
                           "%s: %s", plan.disk.target, domain.name,
                           plan.new_file, _libvirt_message(error))
+
+    def _judge_lost_switch(self, plan, message):
+        """The connection dropped under ``snapshotCreateXML``: QEMU may
+        have switched the disk or not. Once libvirtd answers again, the
+        chain tells, as it does after a restart of snapdriver; the check
+        that follows (:meth:`_verify`) reports any other chain.
+
+        :raises: OperationFailed when the disk was not switched, or
+            libvirtd does not answer again.
+        """
+        what = 'the switch of disk %s onto %s' % (
+            plan.disk.target, plan.new_file)
+        self._reconnect(plan, what, message)
+        names = tuple(self._fresh(plan.disk).location.names)
+        if names == tuple(plan.expected_chain):
+            LOG.warning("Snapshot %s: QEMU had switched disk %s of guest %s "
+                        "onto %s before the connection dropped: the snapshot "
+                        "is taken", plan.snapshot_id, plan.disk.target,
+                        plan.disk.guest, plan.new_file)
+        elif names == tuple(plan.disk.names):
+            raise _failed("The connection to libvirtd dropped during %s of "
+                          "guest %s (%s), and the disk was not switched: its "
+                          "chain is still %s.", what, plan.disk.guest,
+                          message, ' -> '.join(names))
+
+    def _reconnect(self, plan, what, message):
+        """Wait for libvirtd after the connection dropped during ``what``.
+
+        :raises: OperationFailed when it does not answer within
+            :data:`RECONNECT_TIMEOUT` seconds: the outcome is unknown.
+        """
+        location = plan.disk
+        LOG.warning("Snapshot %s: the connection to libvirtd dropped during "
+                    "%s of guest %s (%s); QEMU may have done it or not: the "
+                    "chain tells once libvirtd answers again",
+                    plan.snapshot_id, what, location.guest, message)
+        try:
+            self._host.reconnect(RECONNECT_TIMEOUT,
+                                 CONF.libvirt.block_job_poll_interval)
+        except libvirt.libvirtError as error:
+            raise _failed("The connection to libvirtd dropped during %s of "
+                          "guest %s (%s), and %s could not be reached for %d "
+                          "seconds afterwards (%s): whether QEMU did it is "
+                          "unknown. Compare 'virsh domblklist %s' and the "
+                          "images' headers with the chain expected (%s) "
+                          "before anything else is done to the volume.",
+                          what, location.guest, message,
+                          CONF.libvirt.connection_uri, RECONNECT_TIMEOUT,
+                          _libvirt_message(error), location.guest,
+                          ' -> '.join(plan.expected_chain))
 
     @staticmethod
     def _quiesce_policy(domain):

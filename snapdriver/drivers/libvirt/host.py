@@ -19,6 +19,7 @@ thread, which is what delivers block job events and the close callback.
 """
 
 import threading
+import time
 
 from oslo_log import log
 
@@ -146,6 +147,39 @@ class Host:
         except Exception:
             # An exception here would be lost in libvirt's C event loop.
             LOG.exception("Handling a block job event failed")
+
+    def connection_lost(self, error):
+        """Whether ``error``, raised by a call that changes something, means
+        that the connection dropped under the call, so that libvirtd (and
+        QEMU) may or may not have carried it out.
+
+        A connection error (:func:`is_connection_error`) from libvirt's RPC
+        layer, or one after which the connection is dead.
+        """
+        if not is_connection_error(error):
+            return False
+        if error.get_error_domain() == libvirt.VIR_FROM_RPC:
+            return True
+        with self._lock:
+            conn, closed = self._conn, self._closed
+        return conn is None or closed or not self._alive(conn)
+
+    def reconnect(self, timeout, interval, clock=time.monotonic,
+                  sleep=time.sleep):
+        """Wait until libvirtd can be reached again (a new connection if
+        the old one is gone).
+
+        :raises: libvirt.libvirtError (the last one) when it cannot be
+            reached within ``timeout`` seconds.
+        """
+        deadline = clock() + timeout
+        while True:
+            try:
+                return self.get_connection()
+            except libvirt.libvirtError:
+                if clock() >= deadline:
+                    raise
+            sleep(interval)
 
     def list_domains(self):
         """Every domain of the host, running or only defined.

@@ -31,10 +31,13 @@ except ImportError:  # the tests that need the binding are skipped
 MIB = 1024 * 1024
 
 
-def libvirt_error(code, message):
-    """A libvirtError as the binding raises it, with ``code``."""
+def libvirt_error(code, message, domain=None):
+    """A libvirtError as the binding raises it, with ``code`` (from QEMU,
+    or from ``domain``, one of libvirt's ``VIR_FROM_*``)."""
     error = libvirt.libvirtError(message)
-    error.err = (code, libvirt.VIR_FROM_QEMU, message, libvirt.VIR_ERR_ERROR,
+    if domain is None:
+        domain = libvirt.VIR_FROM_QEMU
+    error.err = (code, domain, message, libvirt.VIR_ERR_ERROR,
                  None, None, None, -1, -1)
     error.args = (message,)
     return error

@@ -1354,3 +1354,154 @@ class ComputeManagedGuestTestCase(DriverTestCase):
                       'create on disk vda goes ahead because [libvirt] '
                       'allow_compute_managed_guests is true',
                       self.log.output)
+
+
+class ConnectionDropTestCase(DriverTestCase):
+    """The connection to libvirtd drops under a call that changes the disk:
+    QEMU may have done it (or started the job) or not. The chain, read once
+    libvirtd answers again, decides."""
+
+    def setUp(self):
+        super().setUp()
+        self.dom = self.add_reference_domain()
+        # Handles of a dropped connection are dead, as libvirt's are.
+        self.conn.handles = True
+        self.drops = []
+
+    def eof(self):
+        return fakes.libvirt_error(
+            libvirt.VIR_ERR_SYSTEM_ERROR,
+            'End of file while reading data: Input/output error',
+            domain=libvirt.VIR_FROM_RPC)
+
+    def drop(self, method, done=True, calls=(1,)):
+        """libvirtd goes away during the ``calls``-th calls of ``method``
+        of the guest: after QEMU did the work (``done``) or before it got
+        the request; the caller gets a connection error either way."""
+        real = getattr(self.dom, method)
+        count = []
+
+        def call(*args):
+            count.append(args)
+            if len(count) not in calls:
+                return real(*args)
+            if done:
+                real(*args)
+            self.drops.append(self.restart_libvirtd())
+            self.drops[-1].drop()
+            raise self.eof()
+        setattr(self.dom, method, call)
+
+    def test_switch_done_before_the_drop_is_a_success(self):
+        self.conf.config(group='libvirt', quiesce='never')
+        self.drop('snapshotCreateXML')
+        self.assertEqual(['new-file'] + REFERENCE_CHAIN, self.create())
+        self.assertEqual(1, self.dom.snapshot_calls)
+        self.assertEqual(1, len(self.drops))
+        self.assertEqual(2, len(self.opened))
+        self.assertIn('the connection to libvirtd dropped during the switch '
+                      'of disk vda onto new-file of guest g1 (End of file '
+                      'while reading data: Input/output error); QEMU may '
+                      'have done it or not', self.log.output)
+        self.assertIn('QEMU had switched disk vda of guest g1 onto new-file '
+                      'before the connection dropped: the snapshot is taken',
+                      self.log.output)
+
+    def test_switch_not_done_is_a_failure_that_says_so(self):
+        self.conf.config(group='libvirt', quiesce='never')
+        self.drop('snapshotCreateXML', done=False)
+        error = self.assertRaises(exception.OperationFailed, self.create)
+        self.assertEqual(
+            'The connection to libvirtd dropped during the switch of disk '
+            'vda onto new-file of guest g1 (End of file while reading data: '
+            'Input/output error), and the disk was not switched: its chain '
+            'is still disk1_file -> snap.img -> other-snap.img -> base.img.',
+            str(error))
+        self.assertEqual(REFERENCE_CHAIN, self.driver.locate_disk('V').names)
+
+    def test_quiesced_switch_done_before_the_drop_is_a_success(self):
+        self.conf.config(group='libvirt', quiesce='require')
+        self.drop('snapshotCreateXML')
+        self.assertEqual(['new-file'] + REFERENCE_CHAIN, self.create())
+        self.assertEqual(1, self.dom.snapshot_calls)
+
+    def test_quiesced_switch_not_done_is_tried_unquiesced_on_a_new_handle(
+            self):
+        self.conf.config(group='libvirt', quiesce='try')
+        self.drop('snapshotCreateXML', done=False)
+        self.assertEqual(['new-file'] + REFERENCE_CHAIN, self.create())
+        # The quiesced call never reached QEMU; the second one did.
+        self.assertEqual(1, self.dom.snapshot_calls)
+        self.assertEqual([snapshot_flags(False)],
+                         [call[3] for call in self.conn.calls_of(
+                             'snapshotCreateXML')])
+
+    def test_libvirtd_not_back_leaves_the_outcome_unknown(self):
+        self.conf.config(group='libvirt', quiesce='never')
+        self.useFixture(fixtures.MonkeyPatch(
+            'snapdriver.drivers.libvirt.driver.RECONNECT_TIMEOUT', 0))
+        self.drop('snapshotCreateXML')
+
+        def refuse(uri):
+            raise fakes.libvirt_error(libvirt.VIR_ERR_SYSTEM_ERROR,
+                                      'Failed to connect socket',
+                                      domain=libvirt.VIR_FROM_RPC)
+        self.useFixture(fixtures.MonkeyPatch(
+            'libvirt.open', lambda uri: refuse(uri) if self.drops
+            else self._open(uri)))
+        error = self.assertRaises(exception.OperationFailed, self.create)
+        self.assertEqual(
+            "The connection to libvirtd dropped during the switch of disk "
+            "vda onto new-file of guest g1 (End of file while reading data: "
+            "Input/output error), and qemu:///test could not be reached for "
+            "0 seconds afterwards (Failed to connect socket): whether QEMU "
+            "did it is unknown. Compare 'virsh domblklist g1' and the "
+            "images' headers with the chain expected (new-file -> "
+            "disk1_file -> snap.img -> other-snap.img -> base.img) before "
+            "anything else is done to the volume.", str(error))
+
+    def test_other_libvirt_errors_are_still_refusals(self):
+        self.conf.config(group='libvirt', quiesce='never')
+        self.dom.snapshot_errors = {1: fakes.libvirt_error(
+            libvirt.VIR_ERR_INTERNAL_ERROR, 'unable to execute QEMU command '
+            "'transaction': Could not open 'new-file'")}
+        error = self.assertRaises(exception.OperationFailed, self.create)
+        self.assertIn('libvirt could not switch disk vda of guest g1 onto '
+                      'new-file: unable to execute', str(error))
+        self.assertEqual(1, len(self.opened))
+
+    def test_pull_finished_before_the_drop_is_a_success(self):
+        self.drop('blockRebase')
+        self.assertEqual(['disk1_file', 'other-snap.img', 'base.img'],
+                         self.delete('other-snap.img', None))
+        self.assertEqual(1, len(self.drops))
+        # Made durable through the new connection.
+        self.assertEqual(1, self.dom.flushes)
+        self.assertIn('The connection to libvirtd dropped while the block '
+                      'pull on disk vda of guest g1 was being started (End '
+                      'of file while reading data: Input/output error); QEMU '
+                      'may have started it: following the disk',
+                      self.log.output)
+
+    def test_commit_still_running_after_the_drop_is_waited_for(self):
+        self.dom.job_polls = 3
+        self.dom.send_events = False
+        self.drop('blockCommit')
+        self.assertEqual(['disk1_file', 'other-snap.img', 'base.img'],
+                         self.delete('snap.img', 'other-snap.img'))
+        # Seen running through the new connection, then ended.
+        self.assertEqual(4, len(self.conn.calls_of('blockJobInfo')))
+        self.assertEqual(1, self.dom.flushes)
+
+    def test_pull_not_started_is_a_failure_that_says_so(self):
+        self.drop('blockRebase', done=False)
+        error = self.assertRaises(exception.OperationFailed, self.delete,
+                                  'other-snap.img', None)
+        self.assertEqual(
+            'After the block pull, the chain of disk vda of guest g1 should '
+            'be disk1_file -> other-snap.img -> base.img but is disk1_file '
+            '-> snap.img -> other-snap.img -> base.img. The connection to '
+            'libvirtd dropped while the job was being started (End of file '
+            'while reading data: Input/output error), and no job was found '
+            'on the disk once libvirtd answered again: QEMU did not start '
+            'it, or it ended without merging.', str(error))
