@@ -233,7 +233,8 @@ class JobHoldError(Exception):
 
 
 @contextlib.contextmanager
-def jobs_held_still(dom, targets, clock=time.monotonic, sleep=time.sleep):
+def jobs_held_still(dom, targets, clock=time.monotonic, sleep=time.sleep,
+                    lookup=None):
     """Hold the block jobs on ``targets`` still for the ``with`` block.
 
     Each running job is set to :data:`HOLD_BANDWIDTH`; then, once the copy
@@ -241,6 +242,10 @@ def jobs_held_still(dom, targets, clock=time.monotonic, sleep=time.sleep):
     that was ending (all copied) is waited for instead: its end changes the
     graph too. Afterwards each job gets its speed back.
 
+    :param lookup: called without arguments for a fresh handle of the
+        guest when ``dom`` lost its connection meanwhile (libvirtd
+        restarted during the block): QEMU keeps a held job held across a
+        restart of libvirtd, so its speed is given back on the new one.
     :raises: JobHoldError when a job neither settles nor ends within
         :data:`HOLD_TIMEOUT` seconds (its speed is given back first).
     """
@@ -263,8 +268,34 @@ def jobs_held_still(dom, targets, clock=time.monotonic, sleep=time.sleep):
             try:
                 _set_speed(dom, target, bandwidth)
             except libvirt.libvirtError as error:
+                if lookup is not None and host.is_connection_error(error):
+                    dom = _give_back_anew(dom, lookup, target, bandwidth,
+                                          error)
+                    continue
                 LOG.debug("Speed of the job on disk %s not given back (it "
                           "ended?): %s", target, error)
+
+
+def _give_back_anew(dom, lookup, target, bandwidth, error):
+    """Give a held job its speed back through a fresh handle of its guest.
+
+    :returns: the handle to go on with: the fresh one, or ``dom`` when
+        none was had.
+    """
+    try:
+        fresh = lookup()
+        _set_speed(fresh, target, bandwidth)
+        return fresh
+    except Exception as again:
+        # At worst the job stays held until snapdriver starts again
+        # (release_held).
+        LOG.warning("The block job on disk %s could not be given its speed "
+                    "back after the connection to libvirtd dropped (%s; "
+                    "then %s); it runs at %d bytes a second until it is "
+                    "set with 'virsh blockjob' or snapdriver restarts",
+                    target, error.get_error_message() or error, again,
+                    HOLD_BANDWIDTH)
+        return dom
 
 
 def _settle(dom, held, clock, sleep):

@@ -365,7 +365,9 @@ class LibvirtDriver(base.BaseDriver):
                   if other.chain and other.target != disk.target]
         with self._slots.graph_change(domain.uuid):
             try:
-                with blockjob.jobs_held_still(dom, others) as held:
+                with blockjob.jobs_held_still(
+                        dom, others,
+                        lookup=lambda: self._lookup(plan.disk)) as held:
                     if held:
                         LOG.info("Snapshot %s: the block job on disk %s of "
                                  "guest %s is held still during the switch",

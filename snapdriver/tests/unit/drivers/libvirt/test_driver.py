@@ -1505,3 +1505,18 @@ class ConnectionDropTestCase(DriverTestCase):
             'while reading data: Input/output error), and no job was found '
             'on the disk once libvirtd answered again: QEMU did not start '
             'it, or it ended without merging.', str(error))
+
+    def test_job_held_during_the_switch_gets_its_speed_back_anew(self):
+        self.conf.config(group='libvirt', quiesce='never')
+        job = fakes.FakeJob(kind=libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_PULL,
+                            end=64 * fakes.MIB, effect=lambda: None,
+                            polls_left=10 ** 9, bandwidth=5 * fakes.MIB)
+        self.dom.jobs['vdb'] = job
+        self.drop('snapshotCreateXML')
+        self.assertEqual(['new-file'] + REFERENCE_CHAIN, self.create())
+        # Held through the old connection, given back through the new one.
+        self.assertEqual(5 * fakes.MIB, job.bandwidth)
+        self.assertEqual(
+            [('blockJobSetSpeed', 'g1', 'vdb', 5 * fakes.MIB,
+              libvirt.VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES)],
+            self.conn.calls_of('blockJobSetSpeed'))
