@@ -400,19 +400,13 @@ class LibvirtDriver(base.BaseDriver):
     def _snapshot_running(self, dom, domain, xml, plan):
         policy = self._quiesce_policy(domain)
         if policy != 'never':
-            error = self._snapshot_quiesced(dom, xml)
-            if error is None:
+            refused = self._try_quiesced(dom, xml, plan)
+            if refused is None:
                 return
-            refusal = _libvirt_message(error)
-            if self._host.connection_lost(error):
-                # QEMU may have switched; the handle is dead in any case.
-                self._reconnect(plan, 'the switch of disk %s onto %s'
-                                % (plan.disk.target, plan.new_file), refusal)
-                dom = self._lookup(plan.disk)
+            dom, refusal = refused
             if self._switched(plan):
                 # libvirt took the snapshot and failed afterwards (thawing
-                # the guest, or the connection dropped before it answered):
-                # the guest runs on the new chain already.
+                # the guest): the guest runs on the new chain already.
                 LOG.warning("Snapshot %s of guest %s was taken, but libvirt "
                             "reported: %s", plan.snapshot_id, domain.name,
                             refusal)
@@ -424,6 +418,36 @@ class LibvirtDriver(base.BaseDriver):
                         "%s without quiescing", domain.name, refusal,
                         plan.snapshot_id)
         self._snapshot_unquiesced(dom, domain, xml, plan)
+
+    def _try_quiesced(self, dom, xml, plan):
+        """A quiesced switch. A connection that drops under it is not a
+        refusal: once libvirtd answers again, the chain tells whether QEMU
+        switched, and if it did not, the quiesced switch is asked for once
+        more, on a new handle.
+
+        :returns: None once the disk is switched; else the domain handle to
+            go on with and libvirt's refusal.
+        :raises: OperationFailed when libvirtd does not answer again, or
+            the connection drops under the second try too and the disk was
+            not switched.
+        """
+        error = self._snapshot_quiesced(dom, xml)
+        if error is None:
+            return None
+        if not self._host.connection_lost(error):
+            return dom, _libvirt_message(error)
+        self._reconnect(plan, _libvirt_message(error))
+        if self._switched(plan):
+            self._say_switched(plan)
+            return None
+        dom = self._lookup(plan.disk)
+        error = self._snapshot_quiesced(dom, xml)
+        if error is None:
+            return None
+        if self._host.connection_lost(error):
+            self._judge_lost_switch(plan, _libvirt_message(error))
+            return None
+        return dom, _libvirt_message(error)
 
     def _snapshot_quiesced(self, dom, xml):
         """:returns: None, or the libvirtError when libvirt refused."""
@@ -453,23 +477,26 @@ class LibvirtDriver(base.BaseDriver):
         :raises: OperationFailed when the disk was not switched, or
             libvirtd does not answer again.
         """
-        what = 'the switch of disk %s onto %s' % (
-            plan.disk.target, plan.new_file)
-        self._reconnect(plan, what, message)
+        self._reconnect(plan, message)
         names = tuple(self._fresh(plan.disk).location.names)
         if names == tuple(plan.expected_chain):
-            LOG.warning("Snapshot %s: QEMU had switched disk %s of guest %s "
-                        "onto %s before the connection dropped: the snapshot "
-                        "is taken", plan.snapshot_id, plan.disk.target,
-                        plan.disk.guest, plan.new_file)
+            self._say_switched(plan)
         elif names == tuple(plan.disk.names):
             raise _failed("The connection to libvirtd dropped during %s of "
                           "guest %s (%s), and the disk was not switched: its "
-                          "chain is still %s.", what, plan.disk.guest,
-                          message, ' -> '.join(names))
+                          "chain is still %s.", _switch(plan),
+                          plan.disk.guest, message, ' -> '.join(names))
 
-    def _reconnect(self, plan, what, message):
-        """Wait for libvirtd after the connection dropped during ``what``.
+    @staticmethod
+    def _say_switched(plan):
+        LOG.warning("Snapshot %s: QEMU had switched disk %s of guest %s onto "
+                    "%s before the connection dropped: the snapshot is taken",
+                    plan.snapshot_id, plan.disk.target, plan.disk.guest,
+                    plan.new_file)
+
+    def _reconnect(self, plan, message):
+        """Wait for libvirtd after the connection dropped during the switch
+        of ``plan``.
 
         :raises: OperationFailed when it does not answer within
             :data:`RECONNECT_TIMEOUT` seconds: the outcome is unknown.
@@ -478,7 +505,7 @@ class LibvirtDriver(base.BaseDriver):
         LOG.warning("Snapshot %s: the connection to libvirtd dropped during "
                     "%s of guest %s (%s); QEMU may have done it or not: the "
                     "chain tells once libvirtd answers again",
-                    plan.snapshot_id, what, location.guest, message)
+                    plan.snapshot_id, _switch(plan), location.guest, message)
         try:
             self._host.reconnect(RECONNECT_TIMEOUT,
                                  CONF.libvirt.block_job_poll_interval)
@@ -489,7 +516,7 @@ class LibvirtDriver(base.BaseDriver):
                           "unknown. Compare 'virsh domblklist %s' and the "
                           "images' headers with the chain expected (%s) "
                           "before anything else is done to the volume.",
-                          what, location.guest, message,
+                          _switch(plan), location.guest, message,
                           CONF.libvirt.connection_uri, RECONNECT_TIMEOUT,
                           _libvirt_message(error), location.guest,
                           ' -> '.join(plan.expected_chain))
@@ -694,6 +721,11 @@ class LibvirtDriver(base.BaseDriver):
         self._make_durable(self._fresh(location),
                            'the work left on disk %s' % location.target)
         return pending
+
+
+def _switch(plan):
+    """A create's switch, in messages."""
+    return 'the switch of disk %s onto %s' % (plan.disk.target, plan.new_file)
 
 
 def _check_not_compute_managed(location, action):

@@ -241,6 +241,14 @@ class ConnectionDropTest(base.FunctionalTestCase):
                       op.error)
         self.volume.check(before)
 
+    def test_quiesced_switch_never_sent_is_asked_again(self):
+        # The guest has no agent: the second quiesced try is refused for
+        # that, and quiesce = try takes the snapshot without.
+        self.conf.config(group='libvirt', quiesce='try')
+        op, new_file = self.create('call')
+        self.assertSucceeded(op, [new_file] + self.volume.names)
+        self.assertIn('could not be quiesced', self.log.output)
+
     def test_pull_started_before_the_drop_succeeds(self):
         names = self.volume.names
         op = self.delete(names[-1], None, PROC_BLOCK_REBASE, 'reply')

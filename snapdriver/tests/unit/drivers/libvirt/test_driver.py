@@ -1425,16 +1425,33 @@ class ConnectionDropTestCase(DriverTestCase):
         self.assertEqual(['new-file'] + REFERENCE_CHAIN, self.create())
         self.assertEqual(1, self.dom.snapshot_calls)
 
-    def test_quiesced_switch_not_done_is_tried_unquiesced_on_a_new_handle(
-            self):
-        self.conf.config(group='libvirt', quiesce='try')
+    def test_quiesced_switch_not_done_is_asked_again_on_a_new_handle(self):
+        self.conf.config(group='libvirt', quiesce='require')
         self.drop('snapshotCreateXML', done=False)
         self.assertEqual(['new-file'] + REFERENCE_CHAIN, self.create())
-        # The quiesced call never reached QEMU; the second one did.
+        # The first call never reached QEMU; the second one, quiesced
+        # still (a dropped connection is no refusal to quiesce), did.
         self.assertEqual(1, self.dom.snapshot_calls)
-        self.assertEqual([snapshot_flags(False)],
+        self.assertEqual([snapshot_flags(True)],
                          [call[3] for call in self.conn.calls_of(
                              'snapshotCreateXML')])
+
+    def test_quiesce_refused_after_the_drop_goes_on_unquiesced(self):
+        self.conf.config(group='libvirt', quiesce='try')
+        self.dom.agent = False
+        self.drop('snapshotCreateXML', done=False)
+        self.assertEqual(['new-file'] + REFERENCE_CHAIN, self.create())
+        self.assertEqual([snapshot_flags(True), snapshot_flags(False)],
+                         [call[3] for call in self.conn.calls_of(
+                             'snapshotCreateXML')])
+
+    def test_drop_under_both_quiesced_tries_is_judged_by_the_chain(self):
+        self.conf.config(group='libvirt', quiesce='require')
+        self.drop('snapshotCreateXML', done=False, calls=(1, 2))
+        error = self.assertRaises(exception.OperationFailed, self.create)
+        self.assertIn('and the disk was not switched: its chain is still '
+                      'disk1_file', str(error))
+        self.assertEqual(2, len(self.drops))
 
     def test_libvirtd_not_back_leaves_the_outcome_unknown(self):
         self.conf.config(group='libvirt', quiesce='never')
