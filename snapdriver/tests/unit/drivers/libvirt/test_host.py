@@ -76,3 +76,55 @@ class HostTestCase(base.LibvirtTestCase):
         connection = host.Host('qemu:///test', mock.Mock())
         self.assertRaises(libvirt.libvirtError, connection.lookup, 'nope')
         self.assertEqual(1, len(self.opened))
+
+    def test_connection_lost(self):
+        connection = host.Host('qemu:///test', mock.Mock())
+        connection.get_connection()
+        eof = fakes.libvirt_error(
+            libvirt.VIR_ERR_SYSTEM_ERROR, 'End of file while reading data: '
+            'Input/output error', domain=libvirt.VIR_FROM_RPC)
+        qemu = fakes.libvirt_error(
+            libvirt.VIR_ERR_INTERNAL_ERROR, "unable to execute QEMU command "
+            "'transaction': Could not open 'x'")
+        self.assertTrue(connection.connection_lost(eof))
+        # An internal error of QEMU's on a live connection is a refusal...
+        self.assertFalse(connection.connection_lost(qemu))
+        self.assertFalse(connection.connection_lost(fakes.libvirt_error(
+            libvirt.VIR_ERR_OPERATION_INVALID, 'x',
+            domain=libvirt.VIR_FROM_RPC)))
+        # ... and a connection error once the connection is dead.
+        self.conn.drop()
+        self.assertTrue(connection.connection_lost(qemu))
+
+    def test_reconnect_waits_for_libvirtd(self):
+        connection = host.Host('qemu:///test', mock.Mock())
+        connection.get_connection()
+        self.conn.drop()
+        refusals = [fakes.libvirt_error(libvirt.VIR_ERR_SYSTEM_ERROR,
+                                        'Failed to connect socket')] * 3
+        new = fakes.FakeConnection(self.images)
+
+        def reopen(uri):
+            if refusals:
+                raise refusals.pop()
+            return new
+        self.useFixture(fixtures.MonkeyPatch('libvirt.open', reopen))
+        sleeps = []
+        self.assertIs(new, connection.reconnect(10, 0.5,
+                                                sleep=sleeps.append))
+        self.assertEqual([0.5] * 3, sleeps)
+
+    def test_reconnect_gives_up(self):
+        connection = host.Host('qemu:///test', mock.Mock())
+        connection.get_connection()
+        self.conn.drop()
+
+        def refuse(uri):
+            raise fakes.libvirt_error(libvirt.VIR_ERR_SYSTEM_ERROR,
+                                      'Failed to connect socket')
+        self.useFixture(fixtures.MonkeyPatch('libvirt.open', refuse))
+        clock = iter(range(100)).__next__
+        error = self.assertRaises(
+            libvirt.libvirtError, connection.reconnect, 5, 1, clock=clock,
+            sleep=lambda seconds: None)
+        self.assertEqual('Failed to connect socket', str(error))
