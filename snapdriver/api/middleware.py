@@ -145,22 +145,28 @@ class NoAuth:
     ``X-Auth-Token: <user>:<project>`` (or ``<user>``, project = user)
     authenticates without checking anything. User ``admin`` has the admin
     role; everyone else has ``member``. No token is a 401. Identity headers
-    sent by the caller are dropped, so nobody can claim roles directly.
+    sent by the caller (keystonemiddleware's set: user, project, domain,
+    roles, service identity and catalog, trust, system scope) are dropped
+    before this middleware sets its own, so nobody can claim roles
+    directly or point status reports at a Cinder of their choosing with
+    a service catalog.
     """
 
-    _IDENTITY = ('HTTP_X_USER_ID', 'HTTP_X_USER', 'HTTP_X_PROJECT_ID',
-                 'HTTP_X_TENANT_ID', 'HTTP_X_TENANT', 'HTTP_X_ROLES',
-                 'HTTP_X_ROLE', 'HTTP_X_SERVICE_ROLES',
-                 'HTTP_X_IDENTITY_STATUS', 'HTTP_X_SERVICE_TOKEN',
-                 'HTTP_X_USER_NAME', 'HTTP_X_PROJECT_NAME',
-                 'HTTP_X_IS_ADMIN_PROJECT')
+    # Prefixes of WSGI environ keys; X-Auth-Token is not among them.
+    _IDENTITY_PREFIXES = (
+        'HTTP_X_USER', 'HTTP_X_PROJECT', 'HTTP_X_TENANT', 'HTTP_X_DOMAIN',
+        'HTTP_X_ROLE', 'HTTP_X_SERVICE_', 'HTTP_X_IDENTITY_STATUS',
+        'HTTP_X_IS_ADMIN_PROJECT', 'HTTP_X_SYSTEM_SCOPE', 'HTTP_X_TRUST',
+        'HTTP_X_APPLICATION_CREDENTIAL', 'HTTP_X_AUTHORIZATION',
+        'HTTP_X_STORAGE_TOKEN', 'HTTP_X_CATALOG')
 
     def __init__(self, application):
         self.application = application
 
     def __call__(self, environ, start_response):
-        for key in self._IDENTITY:
-            environ.pop(key, None)
+        for key in [k for k in environ
+                    if k.startswith(self._IDENTITY_PREFIXES)]:
+            del environ[key]
         token = environ.get('HTTP_X_AUTH_TOKEN', '').strip()
         if not token:
             response = faults.fault_response(
