@@ -31,6 +31,7 @@ from snapdriver import objects
 from snapdriver.operations import manager as manager_mod
 from snapdriver.tests import base
 from snapdriver.tests import contract
+from snapdriver.tests.functional import faults
 from snapdriver.tests.functional import guest
 from snapdriver.tests.functional import test_libvirt_contract as builder
 
@@ -56,6 +57,10 @@ class RpcCutter:
         self._armed = None          # (procedure, 'reply' or 'call')
         self.cut = threading.Event()
         self.cuts = []
+        #: Whether new connections are closed at once (set at a cut when
+        #: armed with ``then_refuse``, until the test clears it).
+        self.refusing = False
+        self._then_refuse = False
         self._sockets = []
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server.bind(path)
@@ -65,13 +70,15 @@ class RpcCutter:
     def uri(self):
         return 'qemu:///system?socket=%s' % self.path
 
-    def arm(self, procedure, at):
+    def arm(self, procedure, at, then_refuse=False):
         """Cut the next call of ``procedure``: ``at='reply'`` drops its
         answer and the connection (the call was carried out), ``'call'``
         drops the call itself and the connection (it never reached
-        libvirtd)."""
+        libvirtd). With ``then_refuse``, new connections are refused from
+        the cut on, until :attr:`refusing` is cleared."""
         with self._lock:
             self._armed = (procedure, at)
+            self._then_refuse = then_refuse
             self.cut.clear()
 
     def close(self):
@@ -85,8 +92,17 @@ class RpcCutter:
                 client, _ = self._server.accept()
             except OSError:
                 return
+            if self.refusing:
+                # libvirtd is "down": as a stopped daemon's socket would.
+                _close(client)
+                continue
             upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            upstream.connect(self.upstream)
+            try:
+                upstream.connect(self.upstream)
+            except OSError:
+                _close(client)
+                upstream.close()
+                continue
             self._sockets += [client, upstream]
             pending = set()     # serials of the call being watched
             threading.Thread(target=self._pump, daemon=True, args=(
@@ -126,6 +142,8 @@ class RpcCutter:
 
     def _cut(self, procedure, at):
         self._armed = None
+        if self._then_refuse:
+            self.refusing = True
         self.cuts.append((procedure, at))
         self.cut.set()
         return True
@@ -158,14 +176,20 @@ def _close(sock):
     sock.close()
 
 
-class ConnectionDropTest(base.FunctionalTestCase):
+class ConnectionDropTestCase(base.FunctionalTestCase):
+    """A guest of ``libvirt_uri()``, the driver talking to its libvirtd
+    through an :class:`RpcCutter`, the operation manager in this process."""
 
-    def setUp(self):
-        super().setUp()
+    def libvirt_uri(self):
         uri = guest.libvirt_uri()
         if not uri:
             self.skipTest(guest.SKIP_REASON)
+        return uri
+
+    def setUp(self):
+        super().setUp()
         self.useFixture(fixtures.Timeout(240, gentle=True))
+        uri = self.libvirt_uri()
         self.log = self.useFixture(fixtures.FakeLogger(level=logging.INFO))
         self.directory = self.useFixture(fixtures.TempDir()).path
         socket_path = uri.partition('socket=')[2]
@@ -185,7 +209,7 @@ class ConnectionDropTest(base.FunctionalTestCase):
         self.addCleanup(self.manager.stop)
 
     def run_operation(self, request, procedure, at):
-        self.cutter.arm(procedure, at)
+        self.cutter.arm(procedure, at, then_refuse=self.then_refuse)
         self.manager.accept(None, request)
         deadline = time.monotonic() + 120
         while True:
@@ -214,6 +238,8 @@ class ConnectionDropTest(base.FunctionalTestCase):
             file_to_merge=file_to_merge,
             merge_target_file=merge_target_file), procedure, at)
 
+    then_refuse = False
+
     def assertSucceeded(self, op, expected):
         self.assertEqual(('succeeded', None, expected),
                          (op.state, op.error, op.chain))
@@ -221,6 +247,10 @@ class ConnectionDropTest(base.FunctionalTestCase):
         self.volume.check()
         self.volume.write()
         self.volume.check()
+
+
+class ConnectionDropTest(ConnectionDropTestCase):
+    """libvirtd goes on running; only the connection drops."""
 
     def test_switch_done_before_the_drop_succeeds(self):
         op, new_file = self.create('reply')
@@ -266,3 +296,65 @@ class ConnectionDropTest(base.FunctionalTestCase):
         self.assertIn('The connection to libvirtd dropped while the job was '
                       'being started', op.error)
         self.volume.check(names)
+
+
+class LibvirtdRestartTest(ConnectionDropTestCase):
+    """libvirtd is restarted right after QEMU did the work and before its
+    answer reached snapdriver: the cut drops the answer, and from then on
+    the proxy refuses connections while a test thread stops libvirtd
+    (SIGTERM) and starts it again on the same state (its guests and their
+    block jobs go on in QEMU meanwhile). The driver waits for the new
+    libvirtd and judges by the chain it shows.
+
+    Only the switch: a restart right after blockRebase or blockCommit
+    returned did not come back in time here (the restarting thread did not
+    end within two minutes; not diagnosed yet), so merges are covered by
+    :class:`ConnectionDropTest` and by the fault suite's restarts mid-job.
+
+    A libvirtd of the test's own (:class:`faults.PrivateLibvirtd`), beside
+    the shared one, so that restarting it disturbs no other test.
+    """
+
+    then_refuse = True
+
+    def libvirt_uri(self):
+        super().libvirt_uri()
+        base_dir = os.environ.get('SNAPDRIVER_LIBVIRT_DIR') or os.path.join(
+            faults.REPO, '.run', 'libvirt')
+        self.libvirtd = self.useFixture(faults.PrivateLibvirtd(
+            os.path.realpath(base_dir) + '-conndrop'))
+        self.restarts = []
+        return self.libvirtd.uri
+
+    def run_operation(self, request, procedure, at):
+        restarter = threading.Thread(target=self._restart_at_the_cut,
+                                     daemon=True)
+        restarter.start()
+        op = super().run_operation(request, procedure, at)
+        restarter.join(60)
+        self.assertEqual(['stopped', 'started'], self.restarts)
+        # The test's own connection died with the old libvirtd.
+        import libvirt
+        conn = libvirt.open(self.libvirtd.uri)
+        self.addCleanup(conn.close)
+        fixture = self.volume.fixture
+        fixture.domain = conn.lookupByUUIDString(fixture.domain.UUIDString())
+        return op
+
+    def _restart_at_the_cut(self):
+        if not self.cutter.cut.wait(60):
+            return
+        try:
+            self.libvirtd.stop_daemon(timeout=20)
+            self.restarts.append('stopped')
+            self.libvirtd.start_daemon()
+            self.restarts.append('started')
+        except Exception as error:
+            self.restarts.append(repr(error))
+        finally:
+            self.cutter.refusing = False
+
+    def test_switch_done_before_the_restart_succeeds(self):
+        op, new_file = self.create('reply')
+        self.assertSucceeded(op, [new_file] + self.volume.names)
+        self.assertIn('the snapshot is taken', self.log.output)
