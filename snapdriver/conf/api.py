@@ -10,6 +10,29 @@ opts = [
     cfg.PortOpt('bind_port', default=8774,
                 help="Port the snapdriver-api server listens on (8774 is "
                      "the compute API's, which Cinder expects)."),
+    cfg.BoolOpt('noauth_allow_remote', default=False,
+                help="With [DEFAULT] auth_strategy = noauth, snapdriver-api "
+                     "refuses to start on a bind_host that is not a "
+                     "loopback address: noauth trusts any token, so anyone "
+                     "who can reach the port is an administrator. Set to "
+                     "true only on a network nobody else can reach."),
+    cfg.IntOpt('threads', default=8, min=1,
+               help="snapdriver-api (the console script's waitress "
+                    "server): threads that run requests. Connections are "
+                    "read and written without a thread; a request takes "
+                    "one only once it has fully arrived."),
+    cfg.IntOpt('connection_limit', default=1000, min=1,
+               help="snapdriver-api: open client connections served at "
+                    "once; beyond it new connections wait in the listen "
+                    "backlog until one closes."),
+    cfg.IntOpt('client_socket_timeout', default=30, min=1,
+               help="snapdriver-api: seconds a client connection may stay "
+                    "idle (nothing received, nothing to send) before it is "
+                    "closed, a request that stopped half way included."),
+    cfg.IntOpt('max_request_header_size', default=65536, min=4096,
+               help="snapdriver-api: largest request line and headers "
+                    "together, in bytes; larger ones are refused with "
+                    "431."),
     cfg.IntOpt('max_request_body_size', default=65536, min=1024,
                help="Largest request body accepted, in bytes; larger "
                     "bodies are refused with 413 before they are read."),
