@@ -190,8 +190,8 @@ def _parameters():
         },
         'SnapshotId': {
             'name': 'snapshot_id', 'in': 'path', 'required': True,
-            'description': "The Cinder snapshot id.",
-            'schema': {'type': 'string', 'minLength': 1},
+            'description': "The Cinder snapshot id (else 400).",
+            'schema': copy.deepcopy(schemas.IDENTIFIER),
         },
         'DeleteInfo': {
             'name': 'delete_info', 'in': 'query', 'required': True,

@@ -1,5 +1,7 @@
 """JSON Schema validation with messages that name the field and value."""
 
+import re
+
 import jsonschema
 
 from snapdriver import exception
@@ -29,9 +31,28 @@ def validate(schema, document, what='(body)'):
         reason = "it is required"
     elif error.validator == 'additionalProperties':
         reason = error.message
+    elif (error.validator in ('pattern', 'not', 'maxLength', 'minLength')
+            and 'description' in error.schema):
+        # A rule with a description of its own (identifiers) says it.
+        reason = "value %s: %s" % (_short(error.instance),
+                                   error.schema['description'])
     else:
         reason = "value %s: %s" % (_short(error.instance), error.message)
     raise exception.InvalidInput(field=field, reason=reason)
+
+
+def check_identifier(field, value, rule, pattern):
+    """``value`` must match ``pattern`` whole (a JSON Schema pattern lets
+    a trailing newline through: Python's ``$`` matches before it), and not
+    be ``.`` or ``..``.
+
+    :raises: InvalidInput (400) naming the field and the value, escaped.
+    """
+    whole = pattern.lstrip('^').rstrip('$')
+    if (not isinstance(value, str) or not re.fullmatch(whole, value)
+            or value in ('.', '..') or len(value) > 255):
+        raise exception.InvalidInput(
+            field=field, reason="value %s: %s" % (_short(value), rule))
 
 
 def _short(value):

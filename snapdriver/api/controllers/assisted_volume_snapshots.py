@@ -95,12 +95,20 @@ def check_context(project_id, rule):
     return context
 
 
+def _check_identifier(field, value):
+    validation.check_identifier(field, value, schemas.IDENTIFIER_RULE,
+                                schemas.IDENTIFIER_PATTERN)
+
+
 class SnapshotController(object):
     """.../os-assisted-volume-snapshots/{snapshot_id}"""
 
     def __init__(self, project_id, snapshot_id):
         self.project_id = project_id
         self.snapshot_id = snapshot_id
+
+    def _check_id(self):
+        _check_identifier('snapshot_id (path)', self.snapshot_id)
 
     @pecan.expose(generic=True, content_type='application/json')
     def index(self, **kwargs):
@@ -109,6 +117,7 @@ class SnapshotController(object):
     @index.when(method='GET', template='json')
     def get(self, **kwargs):
         context = check_context(self.project_id, policy.SHOW)
+        self._check_id()
         # Then each operation with its own project as the target, so that
         # a policy can scope GET per project.
         operations = [
@@ -124,7 +133,9 @@ class SnapshotController(object):
     @index.when(method='DELETE', content_type='application/json')
     def delete(self, **kwargs):
         context = check_context(self.project_id, policy.DELETE)
+        self._check_id()
         delete_info = _parse_delete_query(pecan.request)
+        _check_identifier('delete_info.volume_id', delete_info['volume_id'])
         pecan.request.operations.accept(context, objects.DeleteRequest(
             volume_id=delete_info['volume_id'],
             snapshot_id=self.snapshot_id,
@@ -150,6 +161,9 @@ class AssistedVolumeSnapshotsController(object):
         validation.validate(schemas.create, body)
         snapshot = body['snapshot']
         create_info = snapshot['create_info']
+        _check_identifier('snapshot.volume_id', snapshot['volume_id'])
+        _check_identifier('snapshot.create_info.snapshot_id',
+                          create_info['snapshot_id'])
         pecan.request.operations.accept(context, objects.CreateRequest(
             volume_id=snapshot['volume_id'],
             snapshot_id=create_info['snapshot_id'],

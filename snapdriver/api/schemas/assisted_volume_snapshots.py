@@ -1,6 +1,13 @@
 """JSON Schemas of the assisted volume snapshots resource."""
 
 _NON_EMPTY = {'type': 'string', 'minLength': 1, 'maxLength': 255}
+# Volume and snapshot ids become parts of Cinder URLs and of log lines.
+IDENTIFIER_RULE = ("an id is 1 to 255 of the characters A-Z a-z 0-9 _ . - "
+                   "and not '.' or '..'")
+IDENTIFIER_PATTERN = '^[A-Za-z0-9_.-]+$'
+IDENTIFIER = {'type': 'string', 'minLength': 1, 'maxLength': 255,
+              'pattern': IDENTIFIER_PATTERN, 'not': {'enum': ['.', '..']},
+              'description': IDENTIFIER_RULE}
 _NAME_OR_NULL = {'type': ['string', 'null'], 'minLength': 1,
                  'maxLength': 255}
 
@@ -10,11 +17,11 @@ create = {
         'snapshot': {
             'type': 'object',
             'properties': {
-                'volume_id': _NON_EMPTY,
+                'volume_id': IDENTIFIER,
                 'create_info': {
                     'type': 'object',
                     'properties': {
-                        'snapshot_id': _NON_EMPTY,
+                        'snapshot_id': IDENTIFIER,
                         'type': {'type': 'string', 'enum': ['qcow2']},
                         'new_file': _NON_EMPTY,
                         'id': _NON_EMPTY,
@@ -34,7 +41,7 @@ create = {
 delete_info = {
     'type': 'object',
     'properties': {
-        'volume_id': _NON_EMPTY,
+        'volume_id': IDENTIFIER,
         'type': {'type': 'string', 'enum': ['qcow2']},
         'file_to_merge': _NAME_OR_NULL,
         'merge_target_file': _NAME_OR_NULL,

@@ -69,6 +69,18 @@ def inventory():
             }}]}]}
 
 
+# Ids that are not [A-Za-z0-9_.-]{1,255} or are '.' or '..': each is a 400
+# naming the field, the value (escaped) and the rule.
+BAD_IDS = ('a/b', '..', '.', 'x' * 256, 'a\nb', 'abc\n', 'a b', 'a\x1b[31m',
+           '\u00e9t\u00e9', 'a;b', 'a%2e')
+ID_RULE = "an id is 1 to 255 of the characters A-Z a-z 0-9 _ . -"
+
+
+def escaped(value):
+    """How a message quotes ``value``: its repr, cut as the API cuts it."""
+    return repr(value)[1:-1][:60]
+
+
 def create_body(**create_info):
     info = {'snapshot_id': SNAP3, 'type': 'qcow2', 'new_file': FILE3}
     info.update(create_info)
@@ -453,6 +465,13 @@ def _create_cases():
         cases.append(post('new_file %r' % name, 400,
                           ['new_file', repr(name)[1:-1]],
                           create_body(new_file=name)))
+    for value in BAD_IDS:
+        cases.append(post('snapshot_id %r' % value[:40], 400,
+                          ['snapshot_id', escaped(value), ID_RULE],
+                          create_body(snapshot_id=value)))
+        cases.append(post('volume_id %r' % value[:40], 400,
+                          ['volume_id', escaped(value), ID_RULE],
+                          with_snapshot(volume_id=value)))
     return cases
 
 
@@ -517,6 +536,24 @@ def _delete_cases():
              path='%s/%s?delete_info=%%7B%%22volume_id%%22%%3A%%22%%ff%%22'
              '%%7D' % (RESOURCE, SNAP1)),
     ]
+    for value in BAD_IDS:
+        cases.append(delete('volume_id %r' % value[:40], 400,
+                            ['volume_id', escaped(value), ID_RULE],
+                            delete_info(volume_id=value)))
+    # The snapshot id of the path, for DELETE and GET ('a/b' is two path
+    # segments there: 404).
+    for value in BAD_IDS:
+        if value == 'a/b':
+            continue
+        if value in ('.', '..'):
+            quoted = value.replace('.', '%2E')
+        else:
+            quoted = encoded(value)
+        for method in ('GET', 'DELETE'):
+            cases.append(Case(
+                '%s path id %r' % (method, value[:40]), 400,
+                ['snapshot_id', escaped(value), ID_RULE], method=method,
+                path=delete_path(quoted, delete_info(), encode=encoded)))
     return cases
 
 
