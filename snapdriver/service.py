@@ -7,6 +7,7 @@ import sqlalchemy
 
 from snapdriver.conf import CONF
 from snapdriver import exception
+from snapdriver import log_escape
 from snapdriver.drivers import loader
 from snapdriver.operations import api as operations_api
 from snapdriver.operations import journal
@@ -26,6 +27,7 @@ def prepare(argv=None, default_config_files=None):
          version=version.version_string(),
          default_config_files=default_config_files)
     log.setup(CONF, 'snapdriver')
+    log_escape.install()
     CONF.log_opt_values(LOG, log.DEBUG)
 
 

@@ -126,3 +126,28 @@ class NoAuthBindTest(base.FunctionalTestCase):
             extra_conf={'api': {'bind_host': 'localhost'}}))
         self.assertEqual(200, server.request(
             api.port, 'GET', '/healthcheck').status)
+
+
+class LogInjectionTest(base.FunctionalTestCase):
+
+    def test_request_values_cannot_forge_log_lines(self):
+        api = self.useFixture(server.ApiServerFixture(
+            inventory={'guests': []}))
+        forged = ('2026-01-01 00:00:00.000 1 ERROR snapdriver FORGED-%s'
+                  % os.getpid())
+        for path in ('/v2.1/os-assisted-volume-snapshots/x%0A' +
+                     forged.replace(' ', '%20'),
+                     '/nothing%0D%0A' + forged.replace(' ', '%20') +
+                     '%1B%5B2J'):
+            server.request(api.port, 'GET', path,
+                           headers={'X-Auth-Token': 'admin:admin'})
+        server.request(api.port, 'GET', '/healthcheck')
+        text = api.log_text()
+        self.addDetail('snapdriver-api-log', content.text_content(text))
+        lines = text.splitlines()
+        self.assertEqual([], [line for line in lines
+                              if line.startswith(forged[:30])])
+        self.assertNotIn('\x1b', text)
+        # The values are there, escaped.
+        self.assertIn('x\\n' + forged, text)
+        self.assertIn('/nothing\\r\\n' + forged + '\\x1b[2J', text)
