@@ -13,7 +13,10 @@ as each benchmark ends and writes them all to RESULTS (default
    block job driven directly;
 4. the API alone under wrk (fake driver);
 5. scaling with chain depth and with the number of guests;
-6. the pieces of the create path, timed one by one.
+6. the pieces of the create path, timed one by one;
+7. a region: what the API tier and the broker add to a create, creates
+   per second with 1-8 agents, how soon an agent's death is a 503
+   (RabbitMQ; see tools/bench/region_case.py).
 
 Nothing here asserts a time; the targets are stated next to the numbers.
 """
@@ -36,16 +39,20 @@ from bench import api_case  # noqa: E402
 from bench import common  # noqa: E402
 from bench import libvirt_cases  # noqa: E402
 from bench import machine  # noqa: E402
+from bench import region_case  # noqa: E402
 from snapdriver.tests.functional import guest as guest_mod  # noqa: E402
 
-SECTIONS = ('create', 'delete', 'merge', 'api', 'scaling', 'components')
+SECTIONS = ('create', 'delete', 'merge', 'api', 'scaling', 'components',
+            'region')
 
 FULL = {'iterations': 30, 'warmup': 3, 'merge_mb': 1024, 'merge_reps': 5,
         'api_seconds': 10, 'scale_iterations': 8, 'depths': (1, 10, 100),
-        'guest_counts': (2, 10, 50), 'component_iterations': 20}
+        'guest_counts': (2, 10, 50), 'component_iterations': 20,
+        'region_iterations': 200, 'region_seconds': 5, 'region_reps': 3}
 QUICK = {'iterations': 8, 'warmup': 1, 'merge_mb': 128, 'merge_reps': 1,
          'api_seconds': 3, 'scale_iterations': 3, 'depths': (1, 10, 30),
-         'guest_counts': (2, 10), 'component_iterations': 5}
+         'guest_counts': (2, 10), 'component_iterations': 5,
+         'region_iterations': 50, 'region_seconds': 2, 'region_reps': 1}
 
 
 def parse_args(argv):
@@ -89,7 +96,7 @@ def main(argv=None):
     if args.merge_mb:
         sizes['merge_mb'] = args.merge_mb
     uri = guest_mod.libvirt_uri()
-    needs_libvirt = set(args.sections) - {'api'}
+    needs_libvirt = set(args.sections) - {'api', 'region'}
     if needs_libvirt and not uri:
         raise SystemExit(guest_mod.SKIP_REASON)
     signal.signal(signal.SIGTERM, _terminate)
@@ -146,6 +153,7 @@ def main(argv=None):
                 'api': lambda: api_case.bench_api(work, sizes, args.profile),
                 'scaling': lambda: libvirt_cases.bench_scaling(env),
                 'components': lambda: libvirt_cases.bench_components(env),
+                'region': lambda: region_case.bench_region(sizes),
             }
             for section in SECTIONS:
                 if section not in args.sections:

@@ -8,7 +8,8 @@
 # --with-libvirt --with-tests; py-spy from PyPI with --profile), starts a
 # private libvirtd whose state lives under .run/bench/libvirt (separate from
 # the tests' .run/libvirt, so both can run at once), runs
-# tools/benchmark.py, and stops everything it started. A full run takes
+# tools/benchmark.py (with a RabbitMQ broker for the region benchmark: see
+# tools/with-rabbitmq.sh), and stops everything it started. A full run takes
 # about 5 minutes on 2 CPUs, --quick under 2 (more while other work runs).
 # Other options go to tools/benchmark.py (--only, --iterations, --merge-mb,
 # --no-whatif, --out); see doc/benchmarks.md.
@@ -42,4 +43,5 @@ if $profile && [[ ! -x $venv/bin/py-spy ]]; then
 fi
 
 export SNAPDRIVER_LIBVIRT_DIR=${SNAPDRIVER_BENCH_LIBVIRT_DIR:-$top/.run/bench/libvirt}
-exec tools/with-libvirtd.sh "$venv/bin/python" tools/benchmark.py "$@"
+exec tools/with-libvirtd.sh tools/with-rabbitmq.sh \
+    "$venv/bin/python" tools/benchmark.py "$@"
