@@ -23,7 +23,6 @@ the libvirt driver give a client the same answers.
 """
 
 import dataclasses
-import os
 import typing
 
 from snapdriver import exception
@@ -158,7 +157,7 @@ def _position(disk, field, name):
 
 def _check_overlay(disk, new_file, overlay):
     """The overlay must be a qcow2 image holding its own data, whose header
-    names the active image, by a relative name as Cinder writes it, with the
+    names the active image, by that name alone as Cinder writes it, with the
     active image's format."""
     where = ("in %s" % disk.directory) if disk.directory else (
         "beside %s" % disk.active.path)
@@ -174,13 +173,17 @@ def _check_overlay(disk, new_file, overlay):
         reason = ("new_file %r keeps its data in the external data file %s;"
                   " an overlay must hold its own data."
                   % (new_file, overlay.data_file))
-    elif (not overlay.backing or overlay.backing.startswith('/')
-          or os.path.normpath(overlay.backing) != disk.active.name):
+    elif overlay.backing not in (disk.active.name,
+                                 './' + disk.active.name):
+        # Exactly the name: 'sub/../<active>' reads as the active image only
+        # while 'sub' is a directory; were it a link elsewhere, QEMU would
+        # open another file than the one checked here.
         reason = ("new_file %r must name the active image %r of volume %s "
-                  "as its backing file, by a relative name, but its header "
-                  "names %s." % (new_file, disk.active.name, disk.volume_id,
-                                 repr(overlay.backing) if overlay.backing
-                                 else 'no backing file'))
+                  "as its backing file, by that name alone (relative, in "
+                  "the same directory), but its header names %s."
+                  % (new_file, disk.active.name, disk.volume_id,
+                     repr(overlay.backing) if overlay.backing
+                     else 'no backing file'))
     elif overlay.backing_fmt != disk.active.fmt:
         # qemu-img (Cinder, offline merges) would read the chain otherwise
         # than the guest does.

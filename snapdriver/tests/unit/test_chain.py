@@ -60,7 +60,12 @@ class TestPlanCreate(base.TestCase):
             (_overlay(backing=None), 'no backing file'),
             # Absolute names would stay in the header: Cinder writes
             # relative ones and relies on them.
-            (_overlay(backing='/d/disk1_file'), 'by a relative name'),
+            (_overlay(backing='/d/disk1_file'), 'by that name alone'),
+            # Through another directory: a symlink there would lead QEMU
+            # elsewhere.
+            (_overlay(backing='sub/../disk1_file'),
+             "header names 'sub/../disk1_file'"),
+            (_overlay(backing='.//disk1_file'), 'by that name alone'),
             (_overlay(data_file='/etc/shadow'),
              'external data file /etc/shadow'),
             (_overlay(backing_fmt='raw'), 'backing file as raw'),
