@@ -158,6 +158,12 @@ class OperationFailed(SnapdriverException):
     code = 503
 
 
+class ImageUnreadable(OperationFailed):
+    """qemu-img could not read an image's header (it exited with an
+    error). Whose fault that is depends on whose file it is: the driver
+    makes it a 400 for Cinder's overlay."""
+
+
 class CreateExpired(OperationFailed):
     """A create did not start within ``[DEFAULT] create_timeout`` of being
     accepted: Cinder has stopped waiting, so it must not run."""

@@ -66,6 +66,11 @@ opts = [
                help="CPU seconds limit of 'qemu-img info' (it only reads "
                     "headers). Not applied to commit and rebase, which copy "
                     "data."),
+    cfg.IntOpt('qemu_img_info_timeout', default=30, min=1,
+               help="Seconds a 'qemu-img info' (reading headers, while a "
+                    "request waits) may take before it is killed and the "
+                    "request answered 503: a share that hangs must not "
+                    "hang the API."),
     cfg.IntOpt('qemu_img_timeout', default=7200, min=1,
                help="Seconds a 'qemu-img commit' or 'qemu-img rebase' of a "
                     "stopped guest's disk may take before it is killed. "

@@ -311,15 +311,23 @@ class LibvirtDriver(base.BaseDriver):
         :param location: the located disk.
         :returns: an :class:`snapdriver.chain.OverlayInfo`; None for a
             network disk, whose files this host cannot see.
-        :raises: InvalidOverlay (a symbolic link, not a regular file, or
-            outside the directory), OperationFailed
+        :raises: InvalidOverlay (a symbolic link, not a regular file,
+            outside the directory, or a header qemu-img cannot read),
+            OperationFailed (qemu-img did not answer in time)
         """
         if location.source_type != 'file':
             return None
         path = kit.overlay_path(location.directory, new_file)
         if path is None:
             return chain.OverlayInfo(name=new_file, exists=False)
-        info = qemuimg.probe(path)
+        try:
+            info = qemuimg.probe(path)
+        except exception.ImageUnreadable as error:
+            # Cinder's file, not the host's trouble (a corrupt or truncated
+            # header): the caller's 400.
+            raise exception.InvalidOverlay(
+                reason="new_file %r in %s cannot be read as a disk image: %s"
+                % (new_file, location.directory, error))
         data = (info.get('format-specific') or {}).get('data') or {}
         return chain.OverlayInfo(
             name=new_file, exists=True, fmt=info.get('format'),

@@ -86,7 +86,8 @@ def _tied_to_us(cmd):
     return (setpriv, '--pdeathsig', 'KILL', '--') + cmd
 
 
-def _execute(args, what, cpu_time=None, timeout=None, address_space=True):
+def _execute(args, what, cpu_time=None, timeout=None, address_space=True,
+             failed=exception.OperationFailed):
     cmd, limits = _limited((QEMU_IMG,) + tuple(args), cpu_time,
                            address_space)
     cmd = _tied_to_us(cmd)
@@ -106,7 +107,7 @@ def _execute(args, what, cpu_time=None, timeout=None, address_space=True):
             *cmd, prlimit=limits, timeout=timeout, env_variables=env,
             on_execute=children.append)
     except processutils.ProcessExecutionError as error:
-        raise exception.OperationFailed(
+        raise failed(
             reason="%s failed (exit code %s): %s"
             % (what, error.exit_code, (error.stderr or '').strip()
                or 'no error message'))
@@ -124,8 +125,12 @@ def _execute(args, what, cpu_time=None, timeout=None, address_space=True):
 
 
 def _info(args, what):
+    # A hung share must not hang the request: the wall clock is limited
+    # as well as the CPU.
     out = _execute(('info', '--output=json', '--force-share') + tuple(args),
-                   what, cpu_time=CONF.libvirt.qemu_img_cpu_time)
+                   what, cpu_time=CONF.libvirt.qemu_img_cpu_time,
+                   timeout=CONF.libvirt.qemu_img_info_timeout,
+                   failed=exception.ImageUnreadable)
     try:
         return json.loads(out)
     except ValueError as error:
@@ -140,7 +145,8 @@ def probe(path):
     overlay really is qcow2.
 
     :returns: qemu-img's JSON (``format``, ``backing-filename``, ...).
-    :raises: OperationFailed
+    :raises: ImageUnreadable (qemu-img could not read it), OperationFailed
+        (it did not finish in time, or could not be started)
     """
     return _info((path,), "qemu-img info of %s" % path)
 

@@ -8,6 +8,7 @@ vdb is a block disk without serial.
 
 import os
 import threading
+import subprocess
 import time
 from xml.etree import ElementTree
 
@@ -439,6 +440,34 @@ class InspectOverlayTestCase(DriverTestCase):
                                   'sub')
         self.assertIn('not a regular file', str(error))
         self.assertEqual([], self.qemu_img.commands)
+
+    def test_unreadable_header_is_the_callers_400(self):
+        self.add('new', backing='vol')
+        self.qemu_img.failures['info'] = (
+            "qemu-img: Could not open 'new': qcow2 header too short")
+        error = self.assertRaises(exception.InvalidOverlay,
+                                  self.driver.inspect_overlay, self.location,
+                                  'new')
+        self.assertEqual(400, error.code)
+        self.assertIn("new_file 'new' in %s cannot be read as a disk image"
+                      % self.dir, str(error))
+        self.assertIn('qcow2 header too short', str(error))
+
+    def test_header_reads_are_limited_in_time(self):
+        self.conf.config(group='libvirt', qemu_img_info_timeout=7)
+        self.add('new', backing='vol')
+
+        def hung(args):
+            raise subprocess.TimeoutExpired('qemu-img', 7)
+        self.qemu_img._info = hung
+        error = self.assertRaises(exception.OperationFailed,
+                                  self.driver.inspect_overlay, self.location,
+                                  'new')
+        self.assertNotIsInstance(error, exception.ImageUnreadable)
+        self.assertEqual(503, error.code)
+        self.assertIn('did not finish within 7 seconds and was killed',
+                      str(error))
+        self.assertEqual(7, self.qemu_img.kwargs[-1]['timeout'])
 
     def test_netfs_cannot_be_inspected(self):
         self.add_netfs_domain()
