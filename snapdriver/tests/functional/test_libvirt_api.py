@@ -583,6 +583,9 @@ class TestLibvirtApiHostileNames(LibvirtApiTestCase):
             'backing_fmt_raw': a_name + '.backing-fmt-raw',
             'data_file': a_name + '.data-file',
             'subdir': a_name + '.dir',
+            'link_dir': a_name + '.link-dir',
+            'through_link': a_name + '.through-link',
+            'short_header': a_name + '.short-header',
         }
         f = self.files
         os.symlink(self.evil, os.path.join(self.share, f['link_out']))
@@ -610,6 +613,18 @@ class TestLibvirtApiHostileNames(LibvirtApiTestCase):
         with open(self.victim, 'r+b') as victim:
             victim.write(b'precious' * (self.a.model.size // 8))
         os.mkdir(os.path.join(self.share, f['subdir']))
+        # Backing onto the active image's name through a directory that is
+        # a link out of the share: the name reads right, QEMU would open
+        # another file.
+        os.symlink(self.outside, os.path.join(self.share, f['link_dir']))
+        self.through_link = '%s/../%s' % (f['link_dir'], self.a.names[0])
+        overlay(self.share, f['through_link'], self.through_link)
+        # A qcow2 header cut short: qemu-img cannot open it.
+        guest.create_image(os.path.join(self.outside, 'whole.qcow2'), 16)
+        with open(os.path.join(self.outside, 'whole.qcow2'), 'rb') as whole:
+            with open(os.path.join(self.share, f['short_header']),
+                      'wb') as short:
+                short.write(whole.read(40))
         self.between_steps(self.a)
         self.between_steps(self.b)
 
@@ -689,6 +704,8 @@ class TestLibvirtApiHostileNames(LibvirtApiTestCase):
             create(f['backing_fmt_raw'], 'raw', a.names[0]),
             create(f['data_file'], self.victim),
             create(f['subdir']),
+            create(f['through_link'], self.through_link),
+            create(f['short_header'], 'header too short'),
             create('missing-overlay'),
             # Files of the volume's own chain.
             create(a.names[0]),
