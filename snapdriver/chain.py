@@ -96,6 +96,9 @@ class OverlayInfo:
     :param backing_fmt: the backing file's format as its header records it
         (None when it records none).
     :param data_file: the external data file its header names, if any.
+    :param identity: the file's (device, inode) when it was inspected, so
+        that the driver can tell, just before the switch, that it is still
+        the same file (None: not known).
     """
     name: str
     exists: bool
@@ -103,6 +106,7 @@ class OverlayInfo:
     backing: typing.Optional[str] = None
     backing_fmt: typing.Optional[str] = None
     data_file: typing.Optional[str] = None
+    identity: typing.Optional[typing.Tuple[int, int]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +117,8 @@ class CreatePlan:
     new_file: str
     expected_chain: typing.Tuple[str, ...]
     kind: str = CREATE
+    #: (device, inode) of ``new_file`` when it was inspected, or None.
+    overlay_identity: typing.Optional[typing.Tuple[int, int]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,7 +219,8 @@ def plan_create(disk, snapshot_id, new_file, overlay):
     if overlay is not None:
         _check_overlay(disk, new_file, overlay)
     return CreatePlan(snapshot_id=snapshot_id, disk=disk, new_file=new_file,
-                      expected_chain=tuple([new_file] + disk.names))
+                      expected_chain=tuple([new_file] + disk.names),
+                      overlay_identity=overlay.identity if overlay else None)
 
 
 def plan_delete(disk, snapshot_id, file_to_merge, merge_target_file):

@@ -37,6 +37,7 @@ afterwards. The contract test suite is :mod:`snapdriver.testing`.
 """
 
 import os
+import stat
 
 from snapdriver import chain
 from snapdriver.drivers import base
@@ -135,6 +136,41 @@ def overlay_path(directory, new_file):
             reason="new_file %r in %s is not a regular file."
             % (new_file, directory))
     return path
+
+
+def file_identity(path):
+    """(device, inode) of ``path`` itself (a link is not followed)."""
+    st = os.lstat(path)
+    return st.st_dev, st.st_ino
+
+
+def check_same_overlay(directory, plan):
+    """Refuse to switch onto another file than the one inspected.
+
+    Between the inspection of ``new_file`` (at accept) and the switch (after
+    the queue) the name may have been pointed elsewhere: replaced by a link
+    or by another file. Call right before the switch.
+
+    :param plan: a :class:`snapdriver.chain.CreatePlan`; nothing is checked
+        when it records no identity (the file could not be inspected).
+    :raises: InvalidOverlay
+    """
+    if plan.overlay_identity is None:
+        return
+    path = os.path.join(directory, plan.new_file)
+    try:
+        st = os.lstat(path)
+    except OSError as error:
+        raise exception.InvalidOverlay(
+            reason="new_file %r in %s is gone since it was checked: %s; "
+            "nothing was switched." % (plan.new_file, directory,
+                                       error.strerror))
+    if (not stat.S_ISREG(st.st_mode)
+            or (st.st_dev, st.st_ino) != tuple(plan.overlay_identity)):
+        raise exception.InvalidOverlay(
+            reason="new_file %r in %s is no longer the file that was "
+            "checked when the request was accepted (replaced, or made a "
+            "link); nothing was switched." % (plan.new_file, directory))
 
 
 def check_unchanged(disk, names):

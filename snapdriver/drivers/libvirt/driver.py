@@ -320,6 +320,7 @@ class LibvirtDriver(base.BaseDriver):
         path = kit.overlay_path(location.directory, new_file)
         if path is None:
             return chain.OverlayInfo(name=new_file, exists=False)
+        identity = kit.file_identity(path)
         try:
             info = qemuimg.probe(path)
         except exception.ImageUnreadable as error:
@@ -333,7 +334,7 @@ class LibvirtDriver(base.BaseDriver):
             name=new_file, exists=True, fmt=info.get('format'),
             backing=info.get('backing-filename'),
             backing_fmt=info.get('backing-filename-format'),
-            data_file=data.get('data-file'))
+            data_file=data.get('data-file'), identity=identity)
 
     # Create
 
@@ -358,10 +359,18 @@ class LibvirtDriver(base.BaseDriver):
                  plan.new_file)
         if location.running:
             with self._beside_jobs(dom, domain, disk, plan):
+                self._check_same_overlay(location, plan)
                 self._snapshot_running(dom, domain, xml, plan)
         else:
+            self._check_same_overlay(location, plan)
             self._snapshot_unquiesced(dom, domain, xml, plan)
         return self._verify(plan, 'snapshot')
+
+    @staticmethod
+    def _check_same_overlay(location, plan):
+        # The file inspected at accept, not one put in its place since.
+        if location.source_type == 'file':
+            kit.check_same_overlay(location.directory, plan)
 
     @contextlib.contextmanager
     def _beside_jobs(self, dom, domain, disk, plan):

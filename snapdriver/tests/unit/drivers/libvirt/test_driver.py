@@ -397,8 +397,11 @@ class InspectOverlayTestCase(DriverTestCase):
     def test_qcow2_overlay(self):
         path = self.add('new', backing='vol')
         overlay = self.driver.inspect_overlay(self.location, 'new')
+        st = os.lstat(path)
         self.assertEqual(chain.OverlayInfo('new', True, 'qcow2', 'vol',
-                                           backing_fmt='qcow2'), overlay)
+                                           backing_fmt='qcow2',
+                                           identity=(st.st_dev, st.st_ino)),
+                         overlay)
         # The one qemu-img call without -f: its format is being checked.
         self.assertEqual([('qemu-img', 'info', '--output=json',
                            '--force-share', path)], self.qemu_img.commands)
@@ -440,6 +443,44 @@ class InspectOverlayTestCase(DriverTestCase):
                                   'sub')
         self.assertIn('not a regular file', str(error))
         self.assertEqual([], self.qemu_img.commands)
+
+    def plan_then(self, change):
+        """Inspect and plan a create of 'new', ``change`` the share, then
+        run the create."""
+        self.add('new', backing='vol')
+        overlay = self.driver.inspect_overlay(self.location, 'new')
+        plan = chain.plan_create(self.location, 's', 'new', overlay)
+        change(os.path.join(self.dir, 'new'))
+        return self.assertRaises(exception.InvalidOverlay,
+                                 self.driver.create_snapshot, plan)
+
+    def test_overlay_replaced_after_accept_is_refused(self):
+        def replace(path):
+            other = self.add('other', backing='vol')
+            os.replace(other, path)
+        error = self.plan_then(replace)
+        self.assertIn("new_file 'new' in %s is no longer the file that was "
+                      "checked" % self.dir, str(error))
+        self.assertEqual([], self.conn.calls_of('snapshotCreateXML'))
+
+    def test_overlay_made_a_link_after_accept_is_refused(self):
+        def link(path):
+            os.rename(path, path + '.moved')
+            os.symlink(path + '.moved', path)
+        self.plan_then(link)
+        self.assertEqual([], self.conn.calls_of('snapshotCreateXML'))
+
+    def test_overlay_removed_after_accept_is_refused(self):
+        error = self.plan_then(os.unlink)
+        self.assertIn('is gone since it was checked', str(error))
+        self.assertEqual([], self.conn.calls_of('snapshotCreateXML'))
+
+    def test_the_inspected_overlay_is_switched_onto(self):
+        self.add('new', backing='vol')
+        overlay = self.driver.inspect_overlay(self.location, 'new')
+        plan = chain.plan_create(self.location, 's', 'new', overlay)
+        self.assertEqual(['new', 'vol', 'vol.base'],
+                         self.driver.create_snapshot(plan))
 
     def test_unreadable_header_is_the_callers_400(self):
         self.add('new', backing='vol')
