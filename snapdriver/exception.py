@@ -75,6 +75,13 @@ class InvalidOverlay(Invalid):
     msg_fmt = "%(reason)s"
 
 
+class UnsafeChain(Invalid):
+    """A stopped guest's chain, as its headers record it, leaves the
+    volume's directory or leaves a format to be guessed: qemu-img would
+    read (and a merge write) files Cinder does not manage."""
+    msg_fmt = "%(reason)s"
+
+
 class InvalidChainReference(Invalid):
     """delete_info names files that are not where the chain rules need
     them to be."""

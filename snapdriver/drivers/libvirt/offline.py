@@ -33,17 +33,55 @@ from snapdriver import exception
 def read_chain(path, fmt):
     """The chain of the image at ``path``, as its headers record it.
 
+    ``qemu-img info --backing-chain`` follows whatever the headers say
+    (absolute paths, ``..``, symbolic links) and guesses formats that are
+    not recorded; every merge of a stopped guest starts from this chain, so
+    it must stay among the volume's files: each backing file named by its
+    plain name (``./`` at most), a regular file in the active image's
+    directory, with its format recorded.
+
     :param fmt: the image's format (the disk's ``<driver type>``).
     :returns: a tuple of :class:`snapdriver.chain.ChainEntry`, the image at
         ``path`` first, each named by its file name.
-    :raises: OperationFailed
+    :raises: UnsafeChain, OperationFailed
     """
+    directory = os.path.dirname(path)
     entries = []
+    above = None
     for info in qemuimg.backing_chain(path, fmt):
         image_path = info['filename'] if entries else path
+        if above is not None:
+            _check_link(directory, above, image_path)
         entries.append(chain.ChainEntry(name=os.path.basename(image_path),
                                         path=image_path, fmt=info['format']))
+        above = info
     return tuple(entries)
+
+
+def _check_link(directory, above, image_path):
+    """The link from the image ``above`` (qemu-img's JSON) to the image at
+    ``image_path`` stays among the volume's files."""
+    name = above.get('backing-filename') or ''
+    plain = name[2:] if name.startswith('./') else name
+    where = "%s names %r as its backing file" % (above['filename'], name)
+    if not plain or '/' in plain or plain in ('.', '..'):
+        reason = ("%s: a chain must name each backing file by its plain "
+                  "name, in the volume's directory %s" % (where, directory))
+    elif not above.get('backing-filename-format'):
+        reason = ("%s without recording its format: qemu-img would guess "
+                  "it" % where)
+    elif os.path.lexists(image_path) and (
+            os.path.islink(image_path) or not os.path.isfile(image_path)
+            or os.path.dirname(os.path.realpath(image_path))
+            != os.path.realpath(directory)):
+        # (qemu-img has just opened it; one gone since fails the merge.)
+        reason = ("%s, which is not a regular file in %s (a symbolic "
+                  "link, or elsewhere)" % (where, directory))
+    else:
+        return
+    raise exception.UnsafeChain(
+        reason="The chain of the stopped guest's disk is refused: %s; "
+        "nothing was changed." % reason)
 
 
 def _relative(path, image_path):

@@ -4,6 +4,10 @@ The driver's tests of stopped guests (test_driver) fix the commands of
 whole merges; these look at the pieces.
 """
 
+import os
+
+import fixtures
+
 from snapdriver import chain
 from snapdriver.drivers.libvirt import offline
 from snapdriver import exception
@@ -69,3 +73,50 @@ class OfflineTestCase(base.LibvirtTestCase):
         offline.check_relative(location, chain.plan_delete(location, 's',
                                                            None, None))
         self.assertEqual(commands, len(self.qemu_img.commands))
+
+
+class UnsafeChainTestCase(base.LibvirtTestCase):
+    """A stopped guest's chain must stay among the volume's files before
+    any offline merge writes."""
+
+    def refused(self, *words):
+        error = self.assertRaises(exception.UnsafeChain, offline.read_chain,
+                                  '/d/top', 'qcow2')
+        self.assertEqual(400, error.code)
+        for word in words:
+            self.assertIn(word, str(error))
+        self.assertEqual([], [cmd for cmd in self.qemu_img.commands
+                              if cmd[1] != 'info'])
+
+    def test_backing_names_leaving_the_directory(self):
+        self.images.add('/elsewhere/base')
+        for backing in ('../elsewhere/base', '/elsewhere/base',
+                        'sub/../../elsewhere/base'):
+            self.images.add('/d/top', backing=backing)
+            self.refused(repr(backing), 'by its plain name')
+
+    def test_a_dotted_plain_name_is_accepted(self):
+        self.images.add('/d/base')
+        self.images.add('/d/top', backing='./base')
+        self.assertEqual(['top', 'base'], [
+            entry.name for entry in offline.read_chain('/d/top', 'qcow2')])
+
+    def test_backing_format_not_recorded(self):
+        self.images.add('/d/base')
+        self.images.add('/d/top', backing='base')
+        self.images.files['/d/top'].backing_fmt = None
+        self.refused("'base'", 'without recording its format')
+
+    def test_backing_file_that_is_a_link_out(self):
+        share = self.useFixture(fixtures.TempDir()).path
+        outside = self.useFixture(fixtures.TempDir()).path
+        for path in (os.path.join(share, 'top'),
+                     os.path.join(outside, 'base')):
+            open(path, 'w').close()
+        os.symlink(os.path.join(outside, 'base'),
+                   os.path.join(share, 'base'))
+        self.images.add(os.path.join(share, 'base'))
+        self.images.add(os.path.join(share, 'top'), backing='base')
+        error = self.assertRaises(exception.UnsafeChain, offline.read_chain,
+                                  os.path.join(share, 'top'), 'qcow2')
+        self.assertIn('not a regular file in %s' % share, str(error))
