@@ -27,6 +27,8 @@ attached to the test as a ``timing-<step>`` detail and printed to stderr as
 import hashlib
 import json
 import os
+import random
+import struct
 import sys
 import time
 import urllib.parse
@@ -720,6 +722,34 @@ class TestLibvirtApiHostileNames(LibvirtApiTestCase):
         self.between_steps(a)
         self.between_steps(b)
 
+    def test_hostile_files_fuzzed(self):
+        """Generated hostile files on the share as new_file: every one a
+        400 that names it, nothing changed. ``SNAPDRIVER_FUZZ_SEED`` repeats
+        a run (the seed is in the test's details)."""
+        seed = int(os.environ.get('SNAPDRIVER_FUZZ_SEED')
+                   or random.SystemRandom().randrange(2 ** 32))
+        self.addDetail('seed', content.text_content(str(seed)))
+        print('HOSTILE FILES SEED=%d' % seed, file=sys.stderr)
+        rng = random.Random(seed)
+        a = self.a
+        made = []
+        for number in range(HOSTILE_FILES):
+            name = '%s.fuzz-%03d' % (a.fixture.volume_name, number)
+            path = os.path.join(self.share, name)
+            kind = rng.choice(sorted(HOSTILE_KINDS))
+            detail = HOSTILE_KINDS[kind](self, rng, path, name)
+            made.append((name, kind, detail))
+        self.addDetail('files', content.text_content('\n'.join(
+            '%s: %s %s' % item for item in made)))
+
+        def create(new_file):
+            snapshot_id = str(uuid.uuid4())
+            return (lambda: self.send_create(a.volume_id, snapshot_id,
+                                             new_file),
+                    snapshot_id, ('new_file', new_file))
+        self.refuse_all('hostile_files_fuzzed_400',
+                        [create(name) for name, _kind, _detail in made])
+
     def test_hostile_delete_info(self):
         a, b, f = self.a, self.b, self.files
 
@@ -762,3 +792,104 @@ class TestLibvirtApiHostileNames(LibvirtApiTestCase):
         self.delete('commit_after_hostile', a, a_mid, a_base)
         self.between_steps(a)
         self.between_steps(b)
+
+
+# Hostile files for test_hostile_files_fuzzed: each maker writes one at
+# ``path`` and returns what it did (for the test's details).
+
+#: How many hostile files one run generates.
+HOSTILE_FILES = 64
+
+#: Fields of a qcow2 header (offset, struct format) that qemu-img must
+#: refuse when they are huge: backing name offset and size, L1 table size,
+#: refcount table clusters, snapshot count.
+_HEADER_FIELDS = ((8, '>Q'), (16, '>I'), (36, '>I'), (56, '>I'), (60, '>I'))
+
+
+def _overlay_of(test, path, backing, unsafe=True):
+    args = ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2']
+    if unsafe:
+        args.append('-u')
+    guest.run(*args + ['-b', backing, path, '16M'])
+
+
+def _truncated(test, rng, path, name):
+    _overlay_of(test, path, test.a.names[0])
+    length = rng.randrange(0, 104)
+    os.truncate(path, length)
+    return 'a good overlay cut to %d bytes' % length
+
+
+def _garbage(test, rng, path, name):
+    data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 4096)))
+    if rng.random() < 0.5:
+        data = b'QFI\xfb' + data
+    with open(path, 'wb') as f:
+        f.write(data)
+    return '%d bytes of garbage%s' % (
+        len(data), ' after the qcow2 magic' if data[:4] == b'QFI\xfb' else '')
+
+
+def _hostile_backing(test, rng, path, name):
+    active = test.a.names[0]
+    backing = rng.choice([
+        name,                                       # itself
+        './' + name,
+        '../' + os.path.basename(test.share) + '/' + active,
+        os.path.join(test.share, active),           # absolute
+        'x/' * rng.randrange(1, 40) + '../' * rng.randrange(1, 40) + active,
+        active + '/',
+        active + '\n',
+        'a' * rng.randrange(256, 1000),
+        test.b.names[0],
+        test.a.names[-1],
+    ])
+    _overlay_of(test, path, backing)
+    return 'backing name %r' % backing
+
+
+def _looped(test, rng, path, name):
+    # Two files backing onto each other; the request names the first.
+    other = name + '.loop'
+    _overlay_of(test, path, other)
+    _overlay_of(test, os.path.join(test.share, other), name)
+    return 'a loop with %s' % other
+
+
+def _huge_field(test, rng, path, name):
+    _overlay_of(test, path, test.a.names[0])
+    offset, fmt = rng.choice(_HEADER_FIELDS)
+    value = (2 ** (8 * struct.calcsize(fmt))) - 1 - rng.randrange(1000)
+    with open(path, 'r+b') as f:
+        f.seek(offset)
+        f.write(struct.pack(fmt, value))
+    return 'header field at offset %d set to %d' % (offset, value)
+
+
+def _special(test, rng, path, name):
+    kind = rng.choice(['fifo', 'directory', 'link to a fifo',
+                       'hard link to the active image',
+                       "hard link to another volume's image"])
+    if kind == 'fifo':
+        os.mkfifo(path)
+    elif kind == 'directory':
+        os.mkdir(path)
+    elif kind == 'link to a fifo':
+        fifo = os.path.join(test.outside, name + '.fifo')
+        os.mkfifo(fifo)
+        os.symlink(fifo, path)
+    elif kind == 'hard link to the active image':
+        os.link(test.a.path(test.a.names[0]), path)
+    else:
+        os.link(test.b.path(test.b.names[0]), path)
+    return kind
+
+
+HOSTILE_KINDS = {
+    'truncated': _truncated,
+    'garbage': _garbage,
+    'hostile backing name': _hostile_backing,
+    'backing loop': _looped,
+    'huge header field': _huge_field,
+    'special file': _special,
+}
