@@ -47,6 +47,7 @@ from snapdriver.drivers.libvirt import host
 from snapdriver.drivers.libvirt import offline
 from snapdriver.drivers.libvirt import qemuimg
 from snapdriver import exception
+from snapdriver import objects
 
 try:
     import libvirt
@@ -349,7 +350,7 @@ class LibvirtDriver(base.BaseDriver):
         :returns: the chain's names afterwards, active first.
         :raises: OperationFailed
         """
-        dom, domain, disk, location = self._current(plan.disk, 'create')
+        dom, domain, disk, location = self._current(plan.disk, objects.CREATE)
         if location.source_type == 'network' and not location.running:
             raise _network_disk_stopped(location)
         xml = domxml.snapshot_xml(domain, disk,
@@ -562,8 +563,7 @@ class LibvirtDriver(base.BaseDriver):
         :raises: ComputeManagedGuest, OperationNotSupported
         """
         location = plan.disk
-        _check_not_compute_managed(
-            location, 'create' if plan.kind == chain.CREATE else 'delete')
+        _check_not_compute_managed(location, objects.action_of(plan.kind))
         if location.source_type == 'network' and not location.running:
             raise exception.OperationNotSupported(
                 driver=DRIVER,
@@ -596,7 +596,7 @@ class LibvirtDriver(base.BaseDriver):
             return self._delete(plan)
 
     def _delete(self, plan):
-        attached = self._current(plan.disk, 'delete')
+        attached = self._current(plan.disk, objects.DELETE)
         location = attached.location
         what = 'block %s' % plan.kind
         LOG.info("Snapshot %s: %s on disk %s of guest %s (base %s, top %s)",
