@@ -213,6 +213,82 @@ class StatusReport:
 
 
 @dataclasses.dataclass(frozen=True)
+class MergeProgress:
+    """How far a merge's job is (or went), as GET shows it.
+
+    The job is the hypervisor's: a block job of a running guest, qemu-img
+    for a stopped one. Bytes are the job's own count (QEMU's), which for a
+    pull or commit is the disk's size, not the data copied.
+
+    :param rate: bytes per second over the last interval; None until two
+        samples were taken.
+    :param job_seconds: once the job ended, how long it took (with the
+        flush that made it durable); None while it runs.
+    """
+
+    bytes_done: int
+    bytes_total: int
+    rate: typing.Optional[float] = None
+    job_started_at: typing.Optional[datetime.datetime] = None
+    updated_at: typing.Optional[datetime.datetime] = None
+    job_seconds: typing.Optional[float] = None
+
+    @property
+    def finished(self):
+        return self.job_seconds is not None
+
+    @property
+    def percent(self):
+        """Done, in percent of the total, rounded down to a tenth."""
+        if not self.bytes_total:
+            return None
+        done = min(self.bytes_done, self.bytes_total)
+        return int(1000 * done // self.bytes_total) / 10
+
+    @property
+    def eta_seconds(self):
+        """Seconds left at the last interval's rate, while running."""
+        if self.finished or not self.rate or self.bytes_total is None:
+            return None
+        left = max(0, self.bytes_total - self.bytes_done)
+        return round(left / self.rate, 1)
+
+    @property
+    def average_rate(self):
+        """Bytes per second over the whole job, once it ended."""
+        if not self.finished or not self.job_seconds:
+            return None
+        return round(self.bytes_done / self.job_seconds)
+
+    def to_dict(self):
+        return {
+            'bytes_done': self.bytes_done,
+            'bytes_total': self.bytes_total,
+            'percent': self.percent,
+            'rate_bytes_per_second': (None if self.rate is None
+                                      else round(self.rate)),
+            'eta_seconds': self.eta_seconds,
+            'job_started_at': _iso(self.job_started_at),
+            'updated_at': _iso(self.updated_at),
+            'job_seconds': self.job_seconds,
+            'average_rate_bytes_per_second': self.average_rate,
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        """From :meth:`to_dict` (the journal keeps that too); None for
+        None."""
+        if not data:
+            return None
+        return cls(bytes_done=data['bytes_done'],
+                   bytes_total=data['bytes_total'],
+                   rate=data.get('rate_bytes_per_second'),
+                   job_started_at=_from_iso(data.get('job_started_at')),
+                   updated_at=_from_iso(data.get('updated_at')),
+                   job_seconds=data.get('job_seconds'))
+
+
+@dataclasses.dataclass(frozen=True)
 class OperationView:
     """An operation as the API shows it (no credentials).
 
@@ -245,6 +321,9 @@ class OperationView:
     #: The project of the caller that asked for it (the policy target of
     #: GET); None for operations journalled before it was kept.
     project_id: typing.Optional[str] = None
+    #: The merge's job, while it runs and once it ended; None for a
+    #: create, and for a merge whose driver cannot tell.
+    progress: typing.Optional[MergeProgress] = None
 
     @property
     def duration_seconds(self):
@@ -265,6 +344,7 @@ class OperationView:
             state=row['state'],
             request=Request.from_dict(row['request']),
             project_id=row.get('project_id'),
+            progress=MergeProgress.from_dict(row.get('progress')),
             error=row['error'],
             guest=row['guest'],
             disk=row['disk'],
@@ -301,6 +381,8 @@ class OperationView:
             'started_at': _iso(self.started_at),
             'finished_at': _iso(self.finished_at),
             'duration_seconds': self.duration_seconds,
+            'progress': (self.progress.to_dict() if self.progress
+                         else None),
             'status_report': self.status_report.to_dict(),
         } | ({'host': self.host} if self.host is not None else {})
 
@@ -318,6 +400,8 @@ class OperationView:
             request=Request.from_dict(data['request']),
             # An agent older than the project's journalling sends none.
             project_id=data.get('project_id'),
+            # Nor progress, if older still.
+            progress=MergeProgress.from_dict(data.get('progress')),
             error=data['error'],
             guest=data['guest'],
             disk=data['disk'],

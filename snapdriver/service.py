@@ -50,7 +50,11 @@ def build_operations():
         create_timeout=CONF.create_timeout,
         history=CONF.operation_history,
         report_workers=CONF.report_workers,
-        report_sweep_interval=CONF.report_sweep_interval)
+        report_sweep_interval=CONF.report_sweep_interval,
+        progress=dict(interval=CONF.progress_interval,
+                      report_step=CONF.progress_report_step,
+                      report_interval=CONF.progress_report_interval,
+                      report_timeout=CONF.cinder.progress_timeout))
     return operations_api.LocalOperationsAPI(manager), manager
 
 

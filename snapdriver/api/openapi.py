@@ -236,6 +236,39 @@ def _nullable(schema):
     return schema
 
 
+def _progress_schema():
+    number = _nullable({'type': 'number'})
+    integer = {'type': ['integer', 'null']}
+    return {
+        'description': "A merge's job (a block job of a running guest, "
+                       "qemu-img for a stopped one): while it runs, and "
+                       "once it ended. Null for a create, and for a merge "
+                       "whose driver cannot tell. Bytes are the job's own "
+                       "count (for a pull or a commit, the disk's size).",
+        'type': ['object', 'null'],
+        'properties': {
+            'bytes_done': integer,
+            'bytes_total': integer,
+            'percent': dict(number, description="Rounded down to a "
+                                                "tenth."),
+            'rate_bytes_per_second': dict(
+                integer, description="Over the last interval ([DEFAULT] "
+                                     "progress_interval); null once ended."),
+            'eta_seconds': dict(number, description="Time left at that "
+                                                    "rate; null once "
+                                                    "ended."),
+            'job_started_at': _nullable({'type': 'string'}),
+            'updated_at': _nullable({'type': 'string'}),
+            'job_seconds': dict(number, description="Once ended: how long "
+                                                    "the job took, with "
+                                                    "the flush that made "
+                                                    "it durable."),
+            'average_rate_bytes_per_second': dict(
+                integer, description="Once ended: over the whole job."),
+        },
+    }
+
+
 def _operation_schema():
     string = {'type': 'string'}
     names = {'type': 'array', 'items': string}
@@ -263,6 +296,7 @@ def _operation_schema():
             'started_at': _nullable(string),
             'finished_at': _nullable(string),
             'duration_seconds': _nullable({'type': 'number'}),
+            'progress': _progress_schema(),
             'status_report': {
                 'type': 'object',
                 'properties': {

@@ -41,6 +41,13 @@ opts = [
                       "the wait doubles (with jitter) after each failure."),
     cfg.FloatOpt('report_max_backoff', default=30.0, min=0.01,
                  help="Longest wait between two retries of a report."),
+    cfg.FloatOpt('progress_timeout', default=5.0, min=0.1,
+                 help="Seconds an intermediate progress update of a merge "
+                      "may take (connection and answer). One that fails or "
+                      "takes longer is dropped, never retried; the final "
+                      "status of the merge waits at most this long for an "
+                      "intermediate update still on its way, so that it "
+                      "always reaches Cinder last."),
 ]
 
 

@@ -74,6 +74,27 @@ opts = [
                     "the reporter did not foresee) that nothing is "
                     "sending; each is sent again. Reports given up after "
                     "[cinder] report_deadline are not."),
+    cfg.FloatOpt('progress_interval',
+                 default=2.0, min=0.05,
+                 help="Seconds between two looks at how far each running "
+                      "merge is (its block job, or qemu-img for a stopped "
+                      "guest). Each look updates the journal (GET and "
+                      "'snapdriver-manage operations watch' show it), logs "
+                      "every 10 percent, and may send Cinder an "
+                      "intermediate update."),
+    cfg.IntOpt('progress_report_step',
+               default=10, min=0, max=89,
+               help="Percent of a merge between two intermediate status "
+                    "updates to Cinder ('deleting' with progress below "
+                    "90%, which 'openstack volume snapshot show' shows). "
+                    "0: send none, only the final one."),
+    cfg.FloatOpt('progress_report_interval',
+                 default=30.0, min=0.0,
+                 help="Least seconds between two intermediate status "
+                      "updates of one merge: an update goes when both the "
+                      "step and this interval have passed. Intermediate "
+                      "updates are never retried, and none is sent once "
+                      "the merge ended."),
     cfg.IntOpt('operation_history',
                default=1000, min=1,
                help="How many finished and reported operations the journal "

@@ -23,10 +23,12 @@ A driver answers three questions and does two things:
 * :meth:`BaseDriver.create_snapshot` and :meth:`BaseDriver.delete_snapshot`:
   carry out a plan that :mod:`snapdriver.chain` has already validated.
 
-Three hooks are optional: :meth:`BaseDriver.attached_volumes` lists the
+Four hooks are optional: :meth:`BaseDriver.attached_volumes` lists the
 volumes of the host (for the API tier of a region),
 :meth:`BaseDriver.check_plan` refuses, before anything changes, a plan the
-driver cannot carry out on that disk, and
+driver cannot carry out on that disk,
+:meth:`BaseDriver.merge_progress` tells how far a running merge is (for
+GET, Cinder and the operator's watch), and
 :meth:`BaseDriver.wait_for_pending` lets recovery wait for work the driver
 left running when snapdriver stopped. :mod:`snapdriver.drivers.kit` is the
 one import point for what a driver needs.
@@ -46,6 +48,7 @@ namespace, so a third party adds one from its own package.
 
 import abc
 import dataclasses
+import typing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +64,21 @@ class Capabilities:
 
     def as_dict(self):
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobProgress:
+    """How far a merge's job is, as the hypervisor counts it.
+
+    :param done: bytes of the job done (QEMU's block job ``cur``).
+    :param total: bytes the job has to go through (``end``); it may grow
+        while the job runs, as QEMU's does.
+    :param started_at: when the job itself started (``time.time()``), if
+        the driver knows; the operation may have waited before it.
+    """
+    done: int
+    total: int
+    started_at: typing.Optional[float] = None
 
 
 class BaseDriver(abc.ABC):
@@ -134,6 +152,22 @@ class BaseDriver(abc.ABC):
 
         :returns: an iterable of volume ids, or None when the driver cannot
             tell (the ``agents`` locator then finds no volume there).
+        """
+        return None
+
+    def merge_progress(self, plan):
+        """How far the merge of ``plan`` is, while :meth:`delete_snapshot`
+        runs it.
+
+        Called from another thread every ``[DEFAULT] progress_interval``
+        seconds while the merge runs, and once more right after
+        :meth:`delete_snapshot` returns (the figures of the job just ended,
+        if the driver still has them). It must be cheap and must not
+        raise for a job that has not started or has ended: return None.
+
+        :param plan: the :class:`snapdriver.chain.DeletePlan` being run.
+        :returns: a :class:`JobProgress`, or None when the driver cannot
+            tell (no job yet, or no way to know).
         """
         return None
 

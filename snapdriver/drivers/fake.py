@@ -38,7 +38,10 @@ describes other files in the directory, such as overlays Cinder created
 ``data_file`` names an external data file); with
 ``[fake] assume_overlays`` an unlisted new_file is taken to be a proper
 overlay. ``fail`` (optional) lists operations (create, pull, commit) that
-fail when run, to exercise error reporting. A disk with ``"type":
+fail when run, to exercise error reporting. ``size`` (optional, bytes,
+default 1 GiB) is the disk's size, which a merge's simulated job goes
+through over ``[fake] operation_delay`` seconds, so that GET, Cinder and
+``snapdriver-manage operations watch`` see its progress. A disk with ``"type":
 "network"`` has no directory and its overlays cannot be inspected, like a
 netfs disk.
 """
@@ -58,6 +61,7 @@ from snapdriver.drivers import kit
 LOG = log.getLogger(__name__)
 
 _GUEST_STATES = ('running', 'shutoff')
+_DEFAULT_SIZE = 1 << 30
 
 
 def _fail(reason):
@@ -110,6 +114,11 @@ def validate_inventory(data, source='inventory'):
                 _fail("%s: %s needs a 'directory'" % (source, where))
             disk.setdefault('files', {})
             disk.setdefault('fail', [])
+            size = disk.setdefault('size', _DEFAULT_SIZE)
+            if not isinstance(size, int) or isinstance(size, bool) \
+                    or size <= 0:
+                _fail("%s: %s has size %r; give a positive number of bytes"
+                      % (source, where, size))
     return data['guests']
 
 
@@ -120,6 +129,9 @@ class FakeDriver(kit.BaseDriver):
         path = CONF.fake.inventory_file
         self._guests = load_inventory(path) if path else []
         self._lock = threading.Lock()
+        # The simulated job of the last merge of each volume:
+        # volume id -> (snapshot id, started, seconds, size).
+        self._jobs = {}
         LOG.info("Fake driver: %d guest(s) from %s",
                  len(self._guests), path or 'no inventory file')
 
@@ -198,8 +210,14 @@ class FakeDriver(kit.BaseDriver):
         return kit.OverlayInfo(name=new_file, exists=False)
 
     def _apply(self, plan):
-        if CONF.fake.operation_delay:
-            time.sleep(CONF.fake.operation_delay)
+        delay = CONF.fake.operation_delay
+        if plan.kind != kit.CREATE:
+            with self._lock:
+                _, model = self._find(plan.disk.volume_id)
+                self._jobs[plan.disk.volume_id] = (
+                    plan.snapshot_id, time.time(), delay, model['size'])
+        if delay:
+            time.sleep(delay)
         with self._lock:
             _, model = self._find(plan.disk.volume_id)
             if plan.kind in model['fail']:
@@ -219,3 +237,15 @@ class FakeDriver(kit.BaseDriver):
 
     def delete_snapshot(self, plan):
         return self._apply(plan)
+
+    def merge_progress(self, plan):
+        """The simulated job: the disk's size, gone through evenly over
+        ``[fake] operation_delay`` seconds."""
+        with self._lock:
+            job = self._jobs.get(plan.disk.volume_id)
+        if job is None or job[0] != plan.snapshot_id:
+            return None
+        _, started, seconds, size = job
+        elapsed = time.time() - started
+        done = size if elapsed >= seconds else int(size * elapsed / seconds)
+        return kit.JobProgress(done=done, total=size, started_at=started)

@@ -46,7 +46,7 @@ from snapdriver import exception
 
 __all__ = [
     # The contract
-    'BaseDriver', 'Capabilities', 'UnsupportedDriver',
+    'BaseDriver', 'Capabilities', 'JobProgress', 'UnsupportedDriver',
     # What a driver returns and receives
     'ChainEntry', 'DiskLocation', 'OverlayInfo', 'CreatePlan', 'DeletePlan',
     'CREATE', 'PULL', 'COMMIT', 'QCOW2',
@@ -60,6 +60,7 @@ __all__ = [
 
 BaseDriver = base.BaseDriver
 Capabilities = base.Capabilities
+JobProgress = base.JobProgress
 UnsupportedDriver = stubs.UnsupportedDriver
 
 ChainEntry = chain.ChainEntry

@@ -81,6 +81,9 @@ class CinderAccess:
     def __init__(self):
         self._session = ks_loading.load_session_from_conf_options(
             CONF, cinder_conf.GROUP)
+        # Intermediate progress updates: quick or not at all.
+        self._progress_session = ks_loading.load_session_from_conf_options(
+            CONF, cinder_conf.GROUP, timeout=CONF.cinder.progress_timeout)
         self._service_auth = ks_loading.load_auth_from_conf_options(
             CONF, cinder_conf.GROUP)
 
@@ -128,9 +131,9 @@ class CinderAccess:
             return endpoint.replace(_PROJECT, project_id)
         return endpoint.replace('/' + _PROJECT, '').replace(_PROJECT, '')
 
-    def _client(self, context, auth):
+    def _client(self, context, auth, session=None):
         return cinder_client.Client(
-            '3', session=self._session, auth=auth,
+            '3', session=session or self._session, auth=auth,
             service_type=CONF.cinder.service_type,
             interface=CONF.cinder.interface,
             region_name=CONF.cinder.region_name,
@@ -251,6 +254,30 @@ class CinderReporter(CinderAccess, reporter.StatusReporter):
         return reporter.Delivery(
             state=objects.DELIVERED, detail="accepted by Cinder (attempt %d)"
             % attempts, attempts=attempts)
+
+    def report_progress(self, context, snapshot_id, status, progress):
+        """One try, within ``[cinder] progress_timeout``; any failure
+        drops the update (the next one, or the final report, supersedes
+        it)."""
+        auth = self._auth(context)
+        if auth is None:
+            return reporter.Delivery(state=objects.GIVEN_UP,
+                                     detail="no credentials to reach Cinder")
+        try:
+            client = self._client(context, auth, self._progress_session)
+            client.volume_snapshots.update_snapshot_status(
+                snapshot_id, {'status': status, 'progress': progress})
+        except cinder_exc.ClientException as e:
+            detail = "Cinder answered %s: %s" % (e.code, e.message)
+        except Exception as e:
+            detail = "%s: %s" % (type(e).__name__, e)
+        else:
+            return reporter.Delivery(state=objects.DELIVERED,
+                                     detail="accepted by Cinder")
+        LOG.warning("Intermediate status %s (%s) of snapshot %s not "
+                    "delivered, dropped: %s", status, progress, snapshot_id,
+                    detail)
+        return reporter.Delivery(state=objects.GIVEN_UP, detail=detail)
 
     @staticmethod
     def _log_retry(snapshot_id, status, on_retry):

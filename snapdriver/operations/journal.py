@@ -71,6 +71,9 @@ operations = sa.Table(
     sa.Column('started_at', sa.DateTime),
     sa.Column('finished_at', sa.DateTime),
     sa.Column('reported_at', sa.DateTime),
+    # Added after project_id: the merge job's progress
+    # (objects.MergeProgress.to_dict()), while it runs and once it ended.
+    sa.Column('progress', sa.JSON),
 )
 
 COLUMNS = [c.name for c in operations.columns]
@@ -185,8 +188,18 @@ class Journal:
         filled where the old rows tell the value."""
         present = {column['name'] for column in
                    sa.inspect(self.engine).get_columns('operations')}
-        if 'project_id' in present:
-            return
+        if 'project_id' not in present:
+            self._add_project_id()
+        if 'progress' not in present:
+            with self._lock, self.engine.begin() as conn:
+                column_type = operations.c.progress.type.compile(
+                    dialect=conn.dialect)
+                conn.execute(sa.text(
+                    'ALTER TABLE operations ADD COLUMN progress %s'
+                    % column_type))
+            LOG.info("Journal: added the column progress")
+
+    def _add_project_id(self):
         with self._lock, self.engine.begin() as conn:
             conn.execute(sa.text(
                 'ALTER TABLE operations ADD COLUMN project_id VARCHAR(255)'))

@@ -28,6 +28,10 @@ is journalled first. A create that has not started ``create_timeout``
 seconds after it was accepted (Cinder's own wait) fails without touching
 the disk: Cinder no longer tracks it.
 
+While a merge runs, :mod:`.progress` follows its job: GET shows how far
+it is, the log says so every 10 %, and Cinder gets intermediate updates,
+all of them before the final report.
+
 The outcome goes to the status reporter, with Cinder's status value,
 through :mod:`.delivery`, on a pool of its own so that a slow Cinder does
 not hold up the next operation.
@@ -56,6 +60,7 @@ from snapdriver import objects
 from snapdriver.operations import delivery as delivery_mod
 from snapdriver.operations import journal as journal_mod
 from snapdriver.operations import planning
+from snapdriver.operations import progress as progress_mod
 
 LOG = log.getLogger(__name__)
 
@@ -76,11 +81,15 @@ class OperationManager:
     :param report_workers: status reports that may be sent at once.
     :param report_sweep_interval: seconds between two looks for pending
         status reports that nothing is sending, once :meth:`recover` ran.
+    :param progress: keyword arguments of the
+        :class:`snapdriver.operations.progress.ProgressMonitor` (interval,
+        report_step, report_interval, report_timeout).
     """
 
     def __init__(self, driver, reporter, journal=None, workers=8,
                  create_workers=4, create_timeout=600, history=1000,
-                 report_workers=64, report_sweep_interval=60):
+                 report_workers=64, report_sweep_interval=60,
+                 progress=None):
         self.driver = driver
         self.create_timeout = create_timeout
         self.reporter = reporter
@@ -97,6 +106,8 @@ class OperationManager:
         self._delivery = delivery_mod.ReportDelivery(
             self.journal, reporter, self._idle, workers=report_workers,
             history=history, sweep_interval=report_sweep_interval)
+        self._progress = progress_mod.ProgressMonitor(
+            driver, self.journal, reporter, **(progress or {}))
         self._queues = collections.defaultdict(collections.deque)
         self._busy = set()
         self._stopping = False
@@ -242,6 +253,7 @@ class OperationManager:
         start settles it).
         """
         self._delivery.close()
+        self._progress.stop()
         with self._lock:
             self._stopping = True
         self._create_pool.shutdown(wait=wait, cancel_futures=True)
@@ -322,7 +334,16 @@ class OperationManager:
                             expected_chain=row['expected_chain'])
         if plan.kind == objects.CREATE:
             return self.driver.create_snapshot(plan)
-        return self.driver.delete_snapshot(plan)
+        watch = self._progress.watch(row, plan)
+        succeeded = False
+        try:
+            result = self.driver.delete_snapshot(plan)
+            succeeded = True
+        finally:
+            # Before the final report is journalled: no intermediate
+            # update may follow it.
+            row['progress'] = self._progress.finish(watch, succeeded)
+        return result
 
     def _check_create_deadline(self, row):
         """Refuse to start a create that Cinder no longer waits for.
@@ -375,10 +396,11 @@ class OperationManager:
         status = objects.cinder_status(action, state == objects.SUCCEEDED)
         # Outcome and the report to make are journalled together, so a
         # restart from here on only has to deliver the report.
+        final = {'progress': row['progress']} if row.get('progress') else {}
         self.journal.update(row['id'], state=state, error=error,
                             chain_after=chain_after, status=status,
                             delivery=objects.PENDING,
-                            finished_at=journal_mod.utcnow())
+                            finished_at=journal_mod.utcnow(), **final)
         if error:
             LOG.error("%s of snapshot %s on disk %s of guest %s failed: %s",
                       row['kind'], row['snapshot_id'], row['disk'],

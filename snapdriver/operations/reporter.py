@@ -3,7 +3,10 @@
 Cinder learns the result of an assisted snapshot only from the snapshot
 status callback. The values are Cinder's (see cinder-protocol.md): after a
 create, ``creating`` (success) or ``error``; after a delete, ``deleting``
-(success) or ``error_deleting``; always with progress ``90%``. They are
+(success) or ``error_deleting``; always with progress ``90%``. While a
+merge runs, a reporter may also send intermediate updates
+(:meth:`StatusReporter.report_progress`): ``deleting`` with a progress
+below ``90%``. They are
 defined in :mod:`snapdriver.objects`; the names below stay for reporter
 plugins.
 """
@@ -69,6 +72,22 @@ class StatusReporter(abc.ABC):
             visible while retries go on.
         :returns: a :class:`Delivery`.
         """
+
+    def report_progress(self, context, snapshot_id, status, progress):
+        """Send one intermediate update of a running merge, once.
+
+        Never retried, and quick: the final report of the operation waits
+        for an intermediate update on its way (see
+        :mod:`snapdriver.operations.progress`), so an implementation must
+        bound its time (``[cinder] progress_timeout`` for Cinder's).
+
+        :param status: ``deleting``.
+        :param progress: below ``90%``, such as ``'40%'``.
+        :returns: a :class:`Delivery` (``delivered`` or ``given_up``), or
+            None when this reporter sends no intermediate updates (the
+            default).
+        """
+        return None
 
 
 class LogReporter(StatusReporter):

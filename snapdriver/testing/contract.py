@@ -22,14 +22,25 @@ from snapdriver.operations import reporter as reporter_mod
 
 
 class RecordingReporter(reporter_mod.StatusReporter):
-    """Keeps every status it is given."""
+    """Keeps every status it is given: the final reports in ``reports``,
+    the intermediate ones in ``progress_reports``, both in ``sequence``
+    in the order they came."""
 
     def __init__(self):
         self.reports = []
+        self.progress_reports = []
+        self.sequence = []
 
     def report(self, context, snapshot_id, status,
                progress=reporter_mod.PROGRESS, on_retry=None):
         self.reports.append((snapshot_id, status, progress))
+        self.sequence.append((snapshot_id, status, progress))
+        return reporter_mod.Delivery(state=objects.DELIVERED,
+                                     detail='recorded')
+
+    def report_progress(self, context, snapshot_id, status, progress):
+        self.progress_reports.append((snapshot_id, status, progress))
+        self.sequence.append((snapshot_id, status, progress))
         return reporter_mod.Delivery(state=objects.DELIVERED,
                                      detail='recorded')
 

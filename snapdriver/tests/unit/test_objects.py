@@ -121,6 +121,7 @@ class TestOperationView(base.TestCase):
             'started_at': '2024-05-06T07:08:09.123456Z',
             'finished_at': '2024-05-06T07:08:10.623456Z',
             'duration_seconds': 1.5,
+            'progress': None,
             'status_report': {
                 'status': 'deleting', 'progress': '90%',
                 'delivery': 'delivered', 'detail': 'ok', 'attempts': 1,
@@ -131,7 +132,42 @@ class TestOperationView(base.TestCase):
              'project_id', 'error', 'guest', 'disk', 'request',
              'chain_before', 'expected_chain', 'chain', 'created_at',
              'started_at', 'finished_at', 'duration_seconds',
-             'status_report'], list(shown))
+             'progress', 'status_report'], list(shown))
+
+    RUNNING = {'bytes_done': 3 << 20, 'bytes_total': 8 << 20,
+               'rate_bytes_per_second': 1 << 20,
+               'job_started_at': '2024-05-06T07:08:09.123456Z',
+               'updated_at': '2024-05-06T07:08:12.123456Z'}
+
+    def test_a_running_merge_shows_its_progress(self):
+        shown = objects.OperationView.from_row(self._row(
+            state='running', progress=self.RUNNING)).to_dict()
+        # 3 of 8 MiB at 1 MiB/s: 37.5 %, 5 s left; no end yet.
+        self.assertEqual({
+            'bytes_done': 3 << 20, 'bytes_total': 8 << 20, 'percent': 37.5,
+            'rate_bytes_per_second': 1 << 20, 'eta_seconds': 5.0,
+            'job_started_at': '2024-05-06T07:08:09.123456Z',
+            'updated_at': '2024-05-06T07:08:12.123456Z',
+            'job_seconds': None, 'average_rate_bytes_per_second': None,
+        }, shown['progress'])
+
+    def test_a_finished_merge_shows_its_job(self):
+        shown = objects.OperationView.from_row(self._row(progress=dict(
+            self.RUNNING, bytes_done=8 << 20, job_seconds=4.0))).to_dict()
+        progress = shown['progress']
+        self.assertEqual((100.0, None, 4.0, 2 << 20),
+                         (progress['percent'], progress['eta_seconds'],
+                          progress['job_seconds'],
+                          progress['average_rate_bytes_per_second']))
+
+    def test_percent_rounds_down(self):
+        # Never 100 % before the job is done, never above it.
+        progress = objects.MergeProgress(bytes_done=999, bytes_total=1000)
+        self.assertEqual(99.9, progress.percent)
+        self.assertEqual(100.0, objects.MergeProgress(
+            bytes_done=1001, bytes_total=1000).percent)
+        self.assertIsNone(objects.MergeProgress(0, 0).percent)
+        self.assertIsNone(progress.eta_seconds)      # no rate yet
 
     def test_a_queued_operation(self):
         shown = objects.OperationView.from_row(self._row(
@@ -146,7 +182,7 @@ class TestOperationView(base.TestCase):
                           'reported_at': None}, shown['status_report'])
 
     def test_to_dict_and_back(self):
-        for row in (self._row(), self._row(
+        for row in (self._row(), self._row(progress=self.RUNNING), self._row(
                 state='queued', chain_after=None, started_at=None,
                 finished_at=None, reported_at=None, status=None)):
             view = objects.OperationView.from_row(row)
