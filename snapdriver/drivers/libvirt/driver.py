@@ -45,6 +45,7 @@ from snapdriver.drivers.libvirt import domxml
 from snapdriver.drivers.libvirt import flush
 from snapdriver.drivers.libvirt import host
 from snapdriver.drivers.libvirt import offline
+from snapdriver.drivers.libvirt import progress
 from snapdriver.drivers.libvirt import qemuimg
 from snapdriver import exception
 from snapdriver import objects
@@ -92,6 +93,7 @@ class LibvirtDriver(base.BaseDriver):
         _check_qemu_img()
         self._jobs = blockjob.BlockJobTracker()
         self._slots = blockjob.GuestJobSlots()
+        self._merges = progress.MergeJobs()
         host.start_event_loop()
         self._host = host.Host(CONF.libvirt.connection_uri,
                                self._jobs.handle_event)
@@ -605,7 +607,7 @@ class LibvirtDriver(base.BaseDriver):
         if location.running:
             hint = self._merge_running(attached, plan)
         elif location.source_type == 'file':
-            offline.merge(location, plan)
+            offline.merge(location, plan, self._offline_progress(plan))
             hint = ''
         else:
             raise _network_disk_stopped(location)
@@ -627,11 +629,15 @@ class LibvirtDriver(base.BaseDriver):
         with device.watching():
             # Not while a snapshot switch changes the guest's graph.
             with self._slots.graph_change(device.uuid):
+                self._merges.live(plan, device)
                 if plan.kind == chain.PULL:
                     device.pull(plan.base)
                 else:
                     device.commit(plan.base, plan.top)
-            end = device.wait()
+            try:
+                end = device.wait()
+            finally:
+                self._merges.ended(plan)
         if not (end.failed or end.cancelled):
             # Completed, or ended without an event: the chain check that
             # follows tells which, and a success must be durable first.
@@ -641,6 +647,23 @@ class LibvirtDriver(base.BaseDriver):
                                'the block %s on disk %s'
                                % (plan.kind, location.target))
         return end.hint()
+
+    def merge_progress(self, plan):
+        """The block job's own count (``blockJobInfo``) of a running
+        guest's merge, qemu-img's percentage of a stopped guest's."""
+        return self._merges.progress(plan)
+
+    def _offline_progress(self, plan):
+        """The callback for qemu-img's percentages of ``plan``, or None
+        when the active image's size cannot be read (no progress then)."""
+        active = plan.disk.active
+        try:
+            total = qemuimg.info(active.path, active.fmt)['virtual-size']
+        except (exception.OperationFailed, KeyError) as error:
+            LOG.debug("No progress for the merge of snapshot %s: %s",
+                      plan.snapshot_id, error)
+            return None
+        return self._merges.offline(plan, total)
 
     def _device(self, location, dom=None):
         """The :class:`blockdev.BlockDevice` of a located disk."""

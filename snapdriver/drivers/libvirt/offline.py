@@ -90,7 +90,7 @@ def _relative(path, image_path):
     return os.path.relpath(path, os.path.dirname(image_path))
 
 
-def merge(location, plan):
+def merge(location, plan, on_percent=None):
     """Carry out ``plan`` on the file disk of a stopped guest.
 
     A pull rebases the active image onto the base (a safe rebase copies
@@ -100,22 +100,26 @@ def merge(location, plan):
     :param location: the located disk (:class:`chain.DiskLocation`), with
         the chain the plan was made for.
     :param plan: a :class:`chain.DeletePlan`.
+    :param on_percent: called with each percentage of the copy (the safe
+        rebase of a pull, the commit of a commit) as qemu-img prints it.
     :raises: OperationFailed
     """
     entries = location.chain
     active = entries[0]
     if plan.kind == chain.PULL:
         if plan.base is None:
-            qemuimg.rebase(active.path, active.fmt, '')
+            qemuimg.rebase(active.path, active.fmt, '',
+                           on_percent=on_percent)
             return
         base = location.entry(plan.base)
         qemuimg.rebase(active.path, active.fmt,
-                       _relative(base.path, active.path), base.fmt)
+                       _relative(base.path, active.path), base.fmt,
+                       on_percent=on_percent)
         return
     position = location.names.index(plan.top)
     top, above = entries[position], entries[position - 1]
     base = entries[position + 1]
-    qemuimg.commit(top.path, top.fmt)
+    qemuimg.commit(top.path, top.fmt, on_percent=on_percent)
     # The data of top is in base now: relink without copying.
     qemuimg.rebase(above.path, above.fmt, _relative(base.path, above.path),
                    base.fmt, unsafe=True)

@@ -28,8 +28,12 @@ format.
 
 import json
 import os
+import re
+import select
 import shutil
 import subprocess
+import tempfile
+import time
 
 from oslo_concurrency import processutils
 from oslo_log import log
@@ -124,6 +128,60 @@ def _execute(args, what, cpu_time=None, timeout=None, address_space=True,
     return out
 
 
+# What ``qemu-img -p`` prints as it goes, each ended by a carriage return.
+_PERCENT = re.compile(rb'\((\d+(?:\.\d+)?)/100%\)')
+
+
+def _execute_with_progress(args, what, on_percent, timeout=None):
+    """Run qemu-img with ``-p`` and hand each percentage it prints to
+    ``on_percent``, as it goes.
+
+    For the long commands (commit, rebase), which run under no resource
+    limit; tied to this process and killed on timeout as
+    :func:`_execute` does.
+    """
+    cmd = _tied_to_us((QEMU_IMG,) + tuple(args))
+    deadline = None if not timeout else time.monotonic() + timeout
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=errors)
+        except OSError as error:
+            raise exception.OperationFailed(
+                reason="%s could not be started: %s" % (what, error))
+        with proc:
+            pending = b''
+            fd = proc.stdout.fileno()
+            while True:
+                left = (None if deadline is None
+                        else deadline - time.monotonic())
+                if left is not None and left <= 0:
+                    proc.kill()
+                    proc.wait()
+                    raise exception.OperationFailed(
+                        reason="%s did not finish within %s seconds and "
+                        "was killed." % (what, timeout))
+                ready, _, _ = select.select([fd], [], [],
+                                            min(left or 1.0, 1.0))
+                if not ready:
+                    continue
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                *lines, pending = re.split(rb'[\r\n]', pending + chunk)
+                for line in lines:
+                    match = _PERCENT.search(line)
+                    if match:
+                        on_percent(float(match.group(1)))
+            proc.wait()
+        if proc.returncode:
+            errors.seek(0)
+            message = errors.read().decode('utf-8', 'replace').strip()
+            raise exception.OperationFailed(
+                reason="%s failed (exit code %s): %s"
+                % (what, proc.returncode, message or 'no error message'))
+
+
 def _info(args, what):
     # A hung share must not hang the request: the wall clock is limited
     # as well as the CPU.
@@ -173,7 +231,8 @@ def backing_chain(path, fmt):
                  "qemu-img info --backing-chain of %s" % path)
 
 
-def rebase(path, fmt, backing, backing_fmt=None, unsafe=False):
+def rebase(path, fmt, backing, backing_fmt=None, unsafe=False,
+           on_percent=None):
     """Make ``backing`` the backing file of ``path``.
 
     A safe rebase first copies into ``path`` whatever of the old chain the
@@ -184,6 +243,7 @@ def rebase(path, fmt, backing, backing_fmt=None, unsafe=False):
         directory of ``path``), or '' for no backing file at all.
     :param backing_fmt: the format of ``backing``; required unless
         ``backing`` is ''.
+    :param on_percent: called with each percentage qemu-img prints.
     :raises: OperationFailed
     """
     args = ['rebase', '-f', fmt]
@@ -192,18 +252,30 @@ def rebase(path, fmt, backing, backing_fmt=None, unsafe=False):
     if backing:
         args.extend(['-F', backing_fmt])
     args.extend(['-b', backing, path])
-    _execute(args, "qemu-img rebase of %s onto %r" % (path, backing),
-             timeout=CONF.libvirt.qemu_img_timeout, address_space=False)
+    what = "qemu-img rebase of %s onto %r" % (path, backing)
+    if on_percent is not None:
+        _execute_with_progress(args[:1] + ['-p'] + args[1:], what,
+                               on_percent,
+                               timeout=CONF.libvirt.qemu_img_timeout)
+        return
+    _execute(args, what, timeout=CONF.libvirt.qemu_img_timeout,
+             address_space=False)
 
 
-def commit(path, fmt):
+def commit(path, fmt, on_percent=None):
     """Write the data of ``path`` into its backing file.
 
     ``-d`` leaves ``path`` as it was: until the image above it is relinked,
     the chain through ``path`` must still show the same data.
 
+    :param on_percent: called with each percentage qemu-img prints.
     :raises: OperationFailed
     """
-    _execute(('commit', '-f', fmt, '-d', path),
-             "qemu-img commit of %s" % path,
+    what = "qemu-img commit of %s" % path
+    if on_percent is not None:
+        _execute_with_progress(('commit', '-p', '-f', fmt, '-d', path),
+                               what, on_percent,
+                               timeout=CONF.libvirt.qemu_img_timeout)
+        return
+    _execute(('commit', '-f', fmt, '-d', path), what,
              timeout=CONF.libvirt.qemu_img_timeout, address_space=False)

@@ -30,6 +30,9 @@ class LibvirtTestCase(base.TestCase):
         self.log = self.useFixture(fixtures.FakeLogger(level=logging.INFO))
         self.useFixture(fixtures.MonkeyPatch(
             'oslo_concurrency.processutils.execute', self.qemu_img))
+        self.useFixture(fixtures.MonkeyPatch(
+            'snapdriver.drivers.libvirt.qemuimg._execute_with_progress',
+            self.qemu_img.with_progress))
         self.useFixture(fixtures.MonkeyPatch('libvirt.open', self._open))
         # No event loop thread: the fake delivers events synchronously.
         self.useFixture(fixtures.MonkeyPatch(

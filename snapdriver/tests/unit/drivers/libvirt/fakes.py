@@ -22,6 +22,7 @@ import uuid as uuid_mod
 from xml.etree import ElementTree
 
 from oslo_concurrency import processutils
+from snapdriver import exception
 
 try:
     import libvirt
@@ -663,6 +664,21 @@ class FakeQemuImg:
         handler = getattr(self, '_' + cmd[1])
         return handler(list(cmd[2:])), ''
 
+    def with_progress(self, args, what, on_percent, timeout=None):
+        """Replaces ``qemuimg._execute_with_progress``: the command is
+        recorded and carried out as above, with the percentages qemu-img
+        -p would print on the way."""
+        assert '-p' in args, args
+        on_percent(0.0)
+        try:
+            self('qemu-img', *args)
+        except processutils.ProcessExecutionError as error:
+            raise exception.OperationFailed(
+                reason="%s failed (exit code %s): %s"
+                % (what, error.exit_code, error.stderr))
+        on_percent(50.0)
+        on_percent(100.0)
+
     def _missing(self, path):
         return processutils.ProcessExecutionError(
             exit_code=1, stdout='',
@@ -707,7 +723,7 @@ class FakeQemuImg:
         return json.dumps(self._describe(path, self.images.files[path]))
 
     def _rebase(self, args):
-        options, (path,) = self._options(args, flags=('-u',),
+        options, (path,) = self._options(args, flags=('-u', '-p'),
                                          valued=('-f', '-F', '-b'))
         image = self.images.files[path]
         assert options['-f'] == image.fmt
@@ -722,7 +738,7 @@ class FakeQemuImg:
         return ''
 
     def _commit(self, args):
-        options, (path,) = self._options(args, flags=('-d',),
+        options, (path,) = self._options(args, flags=('-d', '-p'),
                                          valued=('-f',))
         assert options['-f'] == self.images.files[path].fmt
         if not self.images.files[path].backing:

@@ -231,7 +231,7 @@ class ReferenceScenarioTestCase(DriverTestCase):
         self.add_reference_domain(running=False)
         chain_after = self.delete('other-snap.img', None)
         self.assertEqual([], self.conn.changes())
-        self.assertEqual([('qemu-img', 'rebase', '-f', 'qcow2', '-F',
+        self.assertEqual([('qemu-img', 'rebase', '-p', '-f', 'qcow2', '-F',
                            'qcow2', '-b', 'other-snap.img', '/d/disk1_file')],
                          self.qemu_img.commands_of('rebase'))
         self.assertEqual(['disk1_file', 'other-snap.img', 'base.img'],
@@ -745,15 +745,15 @@ class DeleteSnapshotTestCase(DriverTestCase):
                                                   path='/d/top')],
                              running=False)
         self.assertEqual(['top', 'base.raw'], self.delete('base.raw', None))
-        self.assertEqual([('qemu-img', 'rebase', '-f', 'qcow2', '-F', 'raw',
-                           '-b', 'base.raw', '/d/top')],
+        self.assertEqual([('qemu-img', 'rebase', '-p', '-f', 'qcow2', '-F',
+                           'raw', '-b', 'base.raw', '/d/top')],
                          self.qemu_img.commands_of('rebase'))
 
     def test_stopped_guest_pull_everything(self):
         self.add_reference_domain(running=False)
         self.assertEqual(['disk1_file'], self.delete(None, None))
-        self.assertEqual([('qemu-img', 'rebase', '-f', 'qcow2', '-b', '',
-                           '/d/disk1_file')],
+        self.assertEqual([('qemu-img', 'rebase', '-p', '-f', 'qcow2', '-b',
+                           '', '/d/disk1_file')],
                          self.qemu_img.commands_of('rebase'))
 
     def test_stopped_guest_commit(self):
@@ -761,7 +761,7 @@ class DeleteSnapshotTestCase(DriverTestCase):
         self.assertEqual(['disk1_file', 'other-snap.img', 'base.img'],
                          self.delete('snap.img', 'other-snap.img'))
         self.assertEqual(
-            [('qemu-img', 'commit', '-f', 'qcow2', '-d', '/d/snap.img'),
+            [('qemu-img', 'commit', '-p', '-f', 'qcow2', '-d', '/d/snap.img'),
              ('qemu-img', 'rebase', '-f', 'qcow2', '-u', '-F', 'qcow2', '-b',
               'other-snap.img', '/d/disk1_file')],
             [cmd for cmd in self.qemu_img.commands if cmd[1] != 'info'])
