@@ -200,6 +200,7 @@ class ProgressMonitor:
             (:meth:`snapdriver.objects.MergeProgress.to_dict`), or None
             when the driver never told any.
         """
+        ended = time.time()
         with self._lock:
             self._watches.pop(watch.operation_id, None)
         # A margin over the request's own timeout: keystoneauth's timeout
@@ -214,7 +215,6 @@ class ProgressMonitor:
             sample = watch.last[1]
         if sample is None:
             return None
-        ended = time.time()
         job_started = watch.job_started or sample.started_at or watch.started
         done = sample.total if succeeded else sample.done
         final = objects.MergeProgress(

@@ -203,6 +203,27 @@ def wait_snapshot(args):
         time.sleep(args.get('interval', 0.1))
 
 
+def watch_snapshot(args):
+    """Read the snapshot's status and progress every ``interval`` seconds
+    for ``seconds`` seconds: what ``openstack volume snapshot show`` would
+    have shown meanwhile.
+
+    :returns: every change seen, ``[{"status", "progress", "at"}]`` (epoch
+        seconds), the first state included.
+    """
+    ctx = cinder_context.get_admin_context()
+    deadline = time.monotonic() + args['seconds']
+    seen = []
+    while time.monotonic() < deadline:
+        state = _snapshot_state(ctx, args['snapshot_id'])
+        shown = (state['status'], state['progress'])
+        if not seen or (seen[-1]['status'], seen[-1]['progress']) != shown:
+            seen.append({'status': shown[0], 'progress': shown[1],
+                         'at': time.time()})
+        time.sleep(args.get('interval', 0.05))
+    return seen
+
+
 def nova_create(args):
     """cinder.compute.nova.API().create_volume_snapshot, nothing else.
 
@@ -264,7 +285,8 @@ def remotefs_delete(args):
 
 COMMANDS = {f.__name__: f for f in (
     seed, update_snapshot, move_attachments, get_snapshot, wait_snapshot,
-    nova_create, nova_delete, remotefs_create, remotefs_delete)}
+    watch_snapshot, nova_create, nova_delete, remotefs_create,
+    remotefs_delete)}
 
 
 def run(request):
