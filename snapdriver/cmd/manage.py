@@ -3,6 +3,14 @@
 ::
 
     snapdriver-manage [--config-file FILE] agents list [--wait SECONDS]
+    snapdriver-manage [--config-file FILE] operations list [--state S]
+        [--delivery D] [--volume V] [--limit N]
+    snapdriver-manage [--config-file FILE] operations show ID
+    snapdriver-manage [--config-file FILE] operations watch [ID ...]
+        [--interval SECONDS]
+
+The ``operations`` commands read this host's journal (``[database]
+connection``): run them where the service (or the agent) runs.
 
 Commands come in categories, as nova-manage's do (an oslo.config
 sub-command ``category``, then an action with its own arguments); each
@@ -11,13 +19,18 @@ actions, their command-line arguments declared with :func:`args`. A
 command returns the process's exit code.
 """
 
+import json
+import os
 import sys
 import time
 
 from oslo_config import cfg
 from oslo_log import log
 
+import sqlalchemy as sa
+
 from snapdriver.conf import CONF
+from snapdriver import objects
 from snapdriver import service
 
 LOG = log.getLogger(__name__)
@@ -90,9 +103,98 @@ class AgentCommands:
         return 0
 
 
+def _journal():
+    """This host's journal, or None (said on stderr) when there is none:
+    a command that reads it must not make an empty one."""
+    from snapdriver.operations import journal as journal_mod
+
+    url = sa.engine.make_url(CONF.database.connection)
+    if (url.get_backend_name() == 'sqlite' and url.database
+            and not os.path.exists(url.database)):
+        sys.stderr.write("snapdriver-manage: no journal at %s ([database] "
+                         "connection): run this where snapdriver-api or "
+                         "snapdriver-agent runs\n" % url.database)
+        return None
+    return journal_mod.Journal(CONF.database.connection,
+                               CONF.database.sqlite_synchronous)
+
+
+def _percent(view):
+    if view.progress is None or view.progress.percent is None:
+        return None
+    return '%g%%' % view.progress.percent
+
+
+class OperationCommands:
+    """The operations in this host's journal."""
+
+    @args('--state', choices=objects.STATES,
+          help="Only operations in this state.")
+    @args('--delivery', choices=objects.DELIVERIES,
+          help="Only operations whose status report is in this state.")
+    @args('--volume', metavar='VOLUME_ID', help="Only this volume's.")
+    @args('--limit', type=int, default=50, metavar='N',
+          help="The newest N at most (default: %(default)s).")
+    def list(self, state, delivery, volume, limit):
+        """List operations, oldest first: id, snapshot, volume, kind,
+        state, progress of a merge, report delivery, when accepted."""
+        journal = _journal()
+        if journal is None:
+            return 1
+        views = [objects.OperationView.from_row(row) for row in
+                 journal.listing(states=[state] if state else None,
+                                 delivery=delivery, volume_id=volume,
+                                 limit=limit)]
+        if not views:
+            print("No operation.")
+            return 0
+        print(_table(
+            ('id', 'snapshot', 'volume', 'kind', 'state', 'progress',
+             'delivery', 'created'),
+            [(view.id, view.snapshot_id, view.volume_id, view.kind,
+              view.state, _percent(view), view.status_report.delivery,
+              view.created_at.isoformat(timespec='seconds'))
+             for view in views]))
+        return 0
+
+    @args('id', metavar='ID', help="An operation id or a snapshot id.")
+    def show(self, id):
+        """Show operations (of a snapshot id, or one by its id) as GET
+        shows them, in JSON."""
+        journal = _journal()
+        if journal is None:
+            return 1
+        rows = journal.listing(ids=[id])
+        if not rows:
+            sys.stderr.write("snapdriver-manage: no operation %s in this "
+                             "host's journal\n" % id)
+            return 2
+        print(json.dumps([objects.OperationView.from_row(row).to_dict()
+                          for row in rows], indent=2))
+        return 0
+
+    @args('ids', metavar='ID', nargs='*',
+          help="Operation or snapshot ids to follow (default: every "
+               "operation queued or running, and those that start "
+               "meanwhile, until none is left).")
+    @args('--interval', type=float, default=1.0, metavar='SECONDS',
+          help="Seconds between two looks (default: %(default)s).")
+    def watch(self, ids, interval):
+        """Show running operations with a progress bar each, refreshed
+        until they have ended; plain lines when the output is not a
+        terminal. Exit code 1 when one of them failed."""
+        from snapdriver.cmd import watch as watch_mod
+
+        journal = _journal()
+        if journal is None:
+            return 1
+        return watch_mod.run(journal, ids, interval)
+
+
 #: The categories of commands, by name.
 CATEGORIES = {
     'agents': AgentCommands,
+    'operations': OperationCommands,
 }
 
 

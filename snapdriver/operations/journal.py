@@ -245,6 +245,33 @@ class Journal:
         """Operations of a snapshot id, oldest first."""
         return self._select(operations.c.snapshot_id == snapshot_id)
 
+    def listing(self, states=None, delivery=None, volume_id=None, ids=None,
+                limit=None):
+        """Operations, oldest first, filtered as given (each filter a
+        value or None for any).
+
+        :param states: a list of states.
+        :param ids: operation or snapshot ids.
+        :param limit: at most this many, the newest.
+        """
+        where = []
+        if states:
+            where.append(operations.c.state.in_(states))
+        if delivery:
+            where.append(operations.c.delivery == delivery)
+        if volume_id:
+            where.append(operations.c.volume_id == volume_id)
+        if ids:
+            where.append(sa.or_(operations.c.id.in_(ids),
+                                operations.c.snapshot_id.in_(ids)))
+        query = sa.select(operations).where(*where).order_by(
+            operations.c.seq.desc())
+        if limit:
+            query = query.limit(limit)
+        with self._read_lock, self.engine.connect() as conn:
+            return [dict(row._mapping)
+                    for row in reversed(conn.execute(query).fetchall())]
+
     def unfinished(self, final_states):
         """Operations whose work or whose status report is not finished."""
         return self._select(sa.or_(
