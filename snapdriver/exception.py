@@ -143,6 +143,11 @@ class JournalInUse(ConfigurationError):
                "(lock file %(lock)s)")
 
 
+class JournalSchemaError(ConfigurationError):
+    """The journal's schema is not the one this snapdriver writes."""
+    msg_fmt = ("the operation journal %(journal)s %(problem)s: %(action)s.")
+
+
 class DriverLoadError(SnapdriverException):
     """Start-up failure: the configured driver cannot be used."""
     msg_fmt = "Driver %(driver)s could not be loaded: %(reason)s"

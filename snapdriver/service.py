@@ -2,6 +2,7 @@
 
 import sys
 
+from oslo_db import exception as db_exception
 from oslo_log import log
 import sqlalchemy
 
@@ -82,10 +83,15 @@ def _lock_journal():
 
 
 def _open_journal():
+    """The journal, at the newest schema revision.
+
+    :raises: JournalSchemaError (run ``snapdriver-manage db sync``),
+        ConfigurationError when it cannot be opened
+    """
     try:
-        return journal.Journal(CONF.database.connection,
-                               CONF.database.sqlite_synchronous)
-    except (OSError, sqlalchemy.exc.SQLAlchemyError) as e:
+        return journal.Journal()
+    except (OSError, sqlalchemy.exc.SQLAlchemyError,
+            db_exception.DBError) as e:
         raise exception.ConfigurationError(
             reason="cannot open the operation journal ([database] "
                    "connection): %s" % e)

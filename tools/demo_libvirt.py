@@ -71,6 +71,9 @@ def main():
                     '[database]\nconnection = sqlite:///%s/journal.sqlite\n'
                     '[libvirt]\nconnection_uri = %s\nquiesce = never\n'
                     % (port, work, uri))
+        bin_dir = os.path.dirname(sys.executable)
+        subprocess.run([os.path.join(bin_dir, 'snapdriver-manage'),
+                        '--config-file', conf, 'db', 'sync'], check=True)
         log = open(os.path.join(work, 'snapdriver.log'), 'w')
         server = subprocess.Popen(
             [os.path.join(os.path.dirname(sys.executable), 'snapdriver-api'),

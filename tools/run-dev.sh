@@ -55,4 +55,6 @@ Try, from another terminal:
     'http://127.0.0.1:$port/v2.1/os-assisted-volume-snapshots/snap-1?delete_info={"volume_id":"$vol","type":"qcow2","file_to_merge":null,"merge_target_file":null}'
 
 MSG
+# A new journal gets its schema, as an operator's first start does.
+"$venv/bin/snapdriver-manage" --config-file "$run/snapdriver.conf" db sync
 exec "$venv/bin/snapdriver-api" --config-file "$run/snapdriver.conf"

@@ -115,8 +115,7 @@ def _journal():
                          "connection): run this where snapdriver-api or "
                          "snapdriver-agent runs\n" % url.database)
         return None
-    return journal_mod.Journal(CONF.database.connection,
-                               CONF.database.sqlite_synchronous)
+    return journal_mod.Journal()
 
 
 def _percent(view):
@@ -191,9 +190,47 @@ class OperationCommands:
         return watch_mod.run(journal, ids, interval)
 
 
+class DbCommands:
+    """The journal's schema ([database] connection)."""
+
+    def sync(self):
+        """Bring the journal's schema to the newest revision (and adopt a
+        journal made before snapdriver had migrations). Run it before
+        starting a new or upgraded snapdriver-api or snapdriver-agent."""
+        from snapdriver.db import api as db_api
+        from snapdriver.db import migration
+
+        engine = db_api.create_engine()
+        before, after = migration.upgrade(engine)
+        if before == after:
+            print("The journal is at revision %s, the newest." % after)
+        else:
+            print("The journal went from revision %s to %s."
+                  % (before or 'none (empty)', after))
+        return 0
+
+    def version(self):
+        """Print the journal's schema revision: 'none' when it has no
+        schema, 'legacy:N' when made before migrations; exit code 0 when
+        it is the newest, 1 when 'db sync' is needed, 2 when it is newer
+        than this snapdriver knows."""
+        from snapdriver.db import api as db_api
+        from snapdriver.db import migration
+
+        current = migration.version(db_api.create_engine())
+        print(current or 'none')
+        if current == migration.head():
+            return 0
+        if current is None or current.startswith('legacy:') \
+                or current in migration.revisions():
+            return 1
+        return 2
+
+
 #: The categories of commands, by name.
 CATEGORIES = {
     'agents': AgentCommands,
+    'db': DbCommands,
     'operations': OperationCommands,
 }
 

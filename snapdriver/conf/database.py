@@ -1,35 +1,29 @@
-"""Options of the [database] group (the operation journal)."""
+"""The [database] group (the operation journal): oslo.db's own options.
+
+snapdriver declares none of its own here; it sets two defaults: the
+journal is an SQLite file that needs no server, and ``sqlite_synchronous``
+is False, which for snapdriver means SQLite's ``synchronous=NORMAL`` in
+WAL mode (every transition survives a crash or SIGKILL of snapdriver;
+True: FULL, also a power cut, an fsync per transition), see
+:mod:`snapdriver.db.api`.
+"""
+
+import copy
 
 from oslo_config import cfg
+from oslo_db import options as db_options
 
-group = cfg.OptGroup('database', title='Operation journal')
-
-opts = [
-    cfg.StrOpt('connection',
-               default='sqlite:////var/lib/snapdriver/snapdriver.sqlite',
-               secret=True,
-               help="SQLAlchemy URL of the operation journal. The default, "
-                    "an SQLite file, needs no server; its directory is "
-                    "created (mode 0700) and the file is made readable by "
-                    "its owner only, since without [cinder] service "
-                    "credentials it keeps callers' tokens until their "
-                    "status reports are delivered."),
-    cfg.StrOpt('sqlite_synchronous', default='NORMAL',
-               choices=[('NORMAL', 'Every accepted operation and every '
-                                   'transition survives a crash or SIGKILL '
-                                   'of snapdriver (WAL mode).'),
-                        ('FULL', 'They also survive a power cut of the '
-                                 'host, at the cost of an fsync for each '
-                                 'transition.')],
-               help="SQLite durability of the journal (ignored for other "
-                    "databases)."),
-]
+DEFAULT_CONNECTION = 'sqlite:////var/lib/snapdriver/snapdriver.sqlite'
 
 
 def register_opts(conf):
-    conf.register_group(group)
-    conf.register_opts(opts, group=group)
+    db_options.set_defaults(conf, connection=DEFAULT_CONNECTION)
+    conf.set_default('sqlite_synchronous', False, group='database')
 
 
 def list_opts():
-    return {group: opts}
+    """oslo.db's options, with snapdriver's defaults (for the sample)."""
+    opts = copy.deepcopy(db_options.database_opts)
+    cfg.set_defaults(opts, connection=DEFAULT_CONNECTION,
+                     sqlite_synchronous=False)
+    return {'database': opts}

@@ -17,9 +17,11 @@ change of state is written before the next step, so that a restarted
 snapdriver knows what was accepted, how far each operation got, which
 outcome is known, and which status report has not been delivered yet.
 
-Embedded SQLite through SQLAlchemy by default (``[database] connection``),
-so a single hypervisor host needs no database server; any SQLAlchemy URL
-works. The schema is created on first use.
+Embedded SQLite by default (``[database] connection``, oslo.db's
+options), so a single hypervisor host needs no database server; MySQL
+(MariaDB) and PostgreSQL work too. The schema is under migrations
+(:mod:`snapdriver.db.migration`, ``snapdriver-manage db sync``): a journal
+not at the newest revision is refused.
 """
 
 import contextlib
@@ -32,8 +34,10 @@ import threading
 
 from oslo_log import log
 import sqlalchemy as sa
-from sqlalchemy import pool
 
+from snapdriver.db import api as db_api
+from snapdriver.db import migration
+from snapdriver.db import models
 from snapdriver import exception
 from snapdriver import objects
 
@@ -42,80 +46,8 @@ LOG = log.getLogger(__name__)
 # The process's journal locks: held until the process ends.
 _HELD = []
 
-_metadata = sa.MetaData()
-
-operations = sa.Table(
-    'operations', _metadata,
-    sa.Column('id', sa.String(36), primary_key=True),
-    sa.Column('seq', sa.Integer, nullable=False, index=True),
-    sa.Column('snapshot_id', sa.String(255), nullable=False, index=True),
-    sa.Column('volume_id', sa.String(255), nullable=False, index=True),
-    sa.Column('kind', sa.String(16), nullable=False),
-    sa.Column('request', sa.JSON, nullable=False),
-    sa.Column('context', sa.JSON),
-    # Added after the first release: journals made before get it added by
-    # Journal (ALTER TABLE), filled from the journalled contexts.
-    sa.Column('project_id', sa.String(255)),
-    sa.Column('guest', sa.String(255)),
-    sa.Column('disk', sa.String(64)),
-    sa.Column('state', sa.String(32), nullable=False, index=True),
-    sa.Column('error', sa.Text),
-    sa.Column('chain_before', sa.JSON),
-    sa.Column('expected_chain', sa.JSON),
-    sa.Column('chain_after', sa.JSON),
-    sa.Column('status', sa.String(32)),
-    sa.Column('delivery', sa.String(16)),
-    sa.Column('delivery_detail', sa.Text),
-    sa.Column('report_attempts', sa.Integer, nullable=False, default=0),
-    sa.Column('created_at', sa.DateTime, nullable=False),
-    sa.Column('started_at', sa.DateTime),
-    sa.Column('finished_at', sa.DateTime),
-    sa.Column('reported_at', sa.DateTime),
-    # Added after project_id: the merge job's progress
-    # (objects.MergeProgress.to_dict()), while it runs and once it ended.
-    sa.Column('progress', sa.JSON),
-)
-
-COLUMNS = [c.name for c in operations.columns]
-
-
-def _sqlite_pragmas(synchronous):
-    def set_pragmas(dbapi_connection, connection_record):
-        cursor = dbapi_connection.cursor()
-        # WAL: readers (GET) do not block the writer. In WAL mode NORMAL
-        # keeps every committed transition across a crash of snapdriver
-        # (SIGKILL included); FULL also across a power cut, at the cost
-        # of an fsync per transition.
-        cursor.execute('PRAGMA journal_mode=WAL')
-        cursor.execute('PRAGMA synchronous=%s' % synchronous)
-        cursor.execute('PRAGMA busy_timeout=10000')
-        cursor.close()
-    return set_pragmas
-
-
-def _in_memory(url):
-    return (url.get_backend_name() == 'sqlite'
-            and url.database in (None, '', ':memory:'))
-
-
-def create_engine(url, synchronous='NORMAL'):
-    """An engine for ``url``, with SQLite made safe for our threads."""
-    url = sa.engine.make_url(url)
-    if url.get_backend_name() != 'sqlite':
-        return sa.create_engine(url, pool_pre_ping=True, future=True)
-    kwargs = {'connect_args': {'check_same_thread': False}, 'future': True}
-    if _in_memory(url):
-        kwargs['poolclass'] = pool.StaticPool
-    else:
-        directory = os.path.dirname(os.path.abspath(url.database))
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        if not os.path.exists(url.database):
-            # It may hold callers' tokens (the fallback for status
-            # reports without [cinder] service credentials).
-            os.close(os.open(url.database, os.O_CREAT | os.O_WRONLY, 0o600))
-    engine = sa.create_engine(url, **kwargs)
-    sa.event.listen(engine, 'connect', _sqlite_pragmas(synchronous))
-    return engine
+operations = models.operations
+COLUMNS = models.COLUMNS
 
 
 def lock(url):
@@ -132,7 +64,7 @@ def lock(url):
     :raises: JournalInUse naming the holder.
     """
     url = sa.engine.make_url(url)
-    if _in_memory(url):
+    if db_api.in_memory(url):
         return None
     if url.get_backend_name() != 'sqlite':
         LOG.warning("The operation journal is on a database server "
@@ -165,57 +97,33 @@ def lock(url):
 
 
 class Journal:
-    """Rows of the ``operations`` table, as dicts."""
+    """Rows of the ``operations`` table, as dicts.
 
-    def __init__(self, url, synchronous='NORMAL'):
-        url = sa.engine.make_url(url)
-        self.engine = create_engine(url, synchronous)
-        _metadata.create_all(self.engine)
+    :param url: the database (default ``[database] connection``).
+    :param sqlite_synchronous: overrides ``[database] sqlite_synchronous``.
+    :param migrate: bring the schema to the newest revision first (what
+        ``snapdriver-manage db sync`` does; tests). Without, a journal
+        not at the newest revision is refused (JournalSchemaError). An
+        in-memory database is always new, and always migrated.
+    """
+
+    def __init__(self, url=None, sqlite_synchronous=None, migrate=False):
+        self.engine = db_api.create_engine(url, sqlite_synchronous)
+        url = self.engine.url
+        if migrate or db_api.in_memory(url):
+            migration.upgrade(self.engine)
+        else:
+            migration.check(self.engine,
+                            url.render_as_string(hide_password=True))
         # SQLite has one writer at a time: serialising our own writers
         # avoids busy retries. An in-memory database is one connection
         # shared by every thread, so there readers take the lock too.
         self._lock = threading.Lock()
-        self._read_lock = (self._lock if _in_memory(url)
+        self._read_lock = (self._lock if db_api.in_memory(url)
                            else contextlib.nullcontext())
-        self._add_missing_columns()
         with self.engine.connect() as conn:
             self._seq = conn.execute(
                 sa.select(sa.func.max(operations.c.seq))).scalar() or 0
-
-    def _add_missing_columns(self):
-        """Bring a journal made by an earlier snapdriver up to the table
-        above: columns added since are nullable, added in place, and
-        filled where the old rows tell the value."""
-        present = {column['name'] for column in
-                   sa.inspect(self.engine).get_columns('operations')}
-        if 'project_id' not in present:
-            self._add_project_id()
-        if 'progress' not in present:
-            with self._lock, self.engine.begin() as conn:
-                column_type = operations.c.progress.type.compile(
-                    dialect=conn.dialect)
-                conn.execute(sa.text(
-                    'ALTER TABLE operations ADD COLUMN progress %s'
-                    % column_type))
-            LOG.info("Journal: added the column progress")
-
-    def _add_project_id(self):
-        with self._lock, self.engine.begin() as conn:
-            conn.execute(sa.text(
-                'ALTER TABLE operations ADD COLUMN project_id VARCHAR(255)'))
-            filled = 0
-            for operation_id, context in conn.execute(
-                    sa.select(operations.c.id, operations.c.context).where(
-                        operations.c.context.is_not(None))).fetchall():
-                project_id = (context or {}).get('project_id')
-                if project_id:
-                    conn.execute(operations.update()
-                                 .where(operations.c.id == operation_id)
-                                 .values(project_id=project_id))
-                    filled += 1
-        LOG.info("Journal: added the column project_id, filled for %d "
-                 "operation(s) from their journalled request contexts",
-                 filled)
 
     def add(self, record):
         """Insert a new operation; ``seq`` orders operations as accepted."""

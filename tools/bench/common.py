@@ -302,6 +302,10 @@ class Snapdriver:
             conf.setdefault(section, {}).update(options)
         self.conf_path = os.path.join(work, name + '.conf')
         write_conf(self.conf_path, conf)
+        # The journal's schema, as an operator's first start does.
+        subprocess.run([sys.executable, '-m', 'snapdriver.cmd.manage',
+                        '--config-file', self.conf_path, 'db', 'sync'],
+                       check=True, stdout=subprocess.DEVNULL)
         if whatif:
             self.command = [sys.executable, WHATIF] + list(whatif) + [
                 '--', '--config-file', self.conf_path]

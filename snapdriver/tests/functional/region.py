@@ -102,6 +102,7 @@ class AgentFixture(fixtures.Fixture):
         for section, options in self.extra_conf.items():
             sections.setdefault(section, {}).update(options)
         server.write_config(self.config_path, sections)
+        server.sync_journal(sections)
         self.start()
         self.addCleanup(self._stop)
 

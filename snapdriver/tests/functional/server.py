@@ -78,6 +78,20 @@ def write_config(path, sections):
         f.write('\n'.join(lines))
 
 
+def sync_journal(sections):
+    """Give the journal that a snapdriver configuration ``{section:
+    {option: value}}`` names its schema, as ``snapdriver-manage db sync``
+    does before a first start (a service refuses a journal without)."""
+    url = sections.get('database', {}).get('connection')
+    if url:
+        from snapdriver.db import api as db_api
+        from snapdriver.db import migration
+
+        engine = db_api.create_engine(url)
+        migration.upgrade(engine)
+        engine.dispose()
+
+
 class ServerFailed(Exception):
     """The server did not start, or did not stop, as it should."""
 
@@ -147,6 +161,7 @@ class ApiServerFixture(fixtures.Fixture):
         for section, options in self.extra_conf.items():
             sections.setdefault(section, {}).update(options)
         write_config(self.config_path, sections)
+        sync_journal(sections)
 
         env = dict(os.environ)
         env.update(self.env)

@@ -31,6 +31,7 @@ class TestOneProcessPerJournal(base.FunctionalTestCase):
     def _config(self, name, sections):
         path = os.path.join(self.dir, name)
         server.write_config(path, sections)
+        server.sync_journal(sections)
         return path
 
     def _api_config(self, name):

@@ -23,7 +23,7 @@ class JournalTestCase(base.TestCase):
         path = os.path.join(self.useFixture(fixtures.TempDir()).path,
                             'journal.sqlite')
         self.url = 'sqlite:///' + path
-        self.journal = journal_mod.Journal(self.url)
+        self.journal = journal_mod.Journal(self.url, migrate=True)
         self.conf.config(group='database', connection=self.url)
 
     def add(self, op_id, kind='commit', state=objects.RUNNING, **values):

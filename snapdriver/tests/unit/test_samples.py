@@ -24,7 +24,7 @@ class TestSamples(base.TestCase):
                 header = re.match(r'^\[(\w+)\]$', line)
                 if header:
                     section = header.group(1)
-                option = re.match(r'^#(\w+) = ', line)
+                option = re.match(r'^#(\w+) =( |$)', line)
                 if option:
                     found.add((section, option.group(1)))
         for group, options in opts.list_opts():

@@ -261,7 +261,8 @@ class TestReportsThroughKeystone(_StandInTestCase):
     def test_keystone_down_then_failing_then_back(self):
         keystone, cinder_server = self._keystone(['drop', 503, 500])
         journal = journal_mod.Journal('sqlite:///' + os.path.join(
-            self.useFixture(fixtures.TempDir()).path, 'journal.sqlite'))
+            self.useFixture(fixtures.TempDir()).path, 'journal.sqlite'),
+            migrate=True)
         driver = fake.FakeDriver()
         driver.name = 'fake'
         driver.add_guest({'name': 'g', 'disks': [

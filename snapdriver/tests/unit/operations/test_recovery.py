@@ -8,6 +8,7 @@ import fixtures
 import sqlalchemy
 
 from snapdriver import context
+from snapdriver.db import migration
 from snapdriver.drivers import fake
 from snapdriver import exception
 from snapdriver import objects
@@ -36,7 +37,8 @@ class TestRecovery(base.TestCase):
     def _manager(self, reporter=None):
         reporter = reporter or contract.RecordingReporter()
         manager = manager_mod.OperationManager(
-            self.driver, reporter, journal_mod.Journal(self.url))
+            self.driver, reporter, journal_mod.Journal(self.url,
+                                                       migrate=True))
         self.addCleanup(manager.stop)
         return manager, reporter
 
@@ -297,12 +299,13 @@ class TestRecovery(base.TestCase):
         self.assertEqual('p1', manager.query(None, 's')[0].project_id)
 
     def test_a_journal_made_before_projects_were_kept(self):
-        # The table as the first release made it: no project_id column.
+        # The table as the first release made it (before migrations): no
+        # project_id column, no progress column; db sync adopts it.
         engine = sqlalchemy.create_engine(self.url)
         old = sqlalchemy.MetaData()
         sqlalchemy.Table('operations', old, *[
             column.copy() for column in journal_mod.operations.columns
-            if column.name != 'project_id'])
+            if column.name not in ('project_id', 'progress')])
         old.create_all(engine)
         values = {'snapshot_id': 's', 'volume_id': 'v', 'kind': 'create',
                   'request': objects.CreateRequest('v', 's', 'new').to_dict(),
@@ -317,6 +320,13 @@ class TestRecovery(base.TestCase):
                 dict(values, id='without', seq=2, snapshot_id='s2',
                      context=None)])
         engine.dispose()
+        # Refused as it is ...
+        error = self.assertRaises(exception.JournalSchemaError,
+                                  journal_mod.Journal, self.url)
+        self.assertIn('made before snapdriver had migrations (its columns '
+                      'are those of revision 0001)', str(error))
+        self.assertIn("run 'snapdriver-manage db sync'", str(error))
+        # ... adopted and brought up to date by db sync.
         manager, _ = self._manager()
         self.assertEqual('p-old', manager.query(None, 's')[0].project_id)
         self.assertIsNone(manager.query(None, 's2')[0].project_id)
@@ -328,10 +338,12 @@ class TestRecovery(base.TestCase):
         # Opening it again changes nothing.
         self.assertEqual('p-old', journal_mod.Journal(self.url).get(
             'with-context')['project_id'])
+        self.assertEqual(migration.head(), migration.version(
+            manager.journal.engine))
 
     def test_journal_file_is_private(self):
         path = os.path.join(self.tmp, 'sub', 'j.sqlite')
-        journal_mod.Journal('sqlite:///' + path)
+        journal_mod.Journal('sqlite:///' + path, migrate=True)
         self.assertEqual(0o600, os.stat(path).st_mode & 0o777)
         self.assertEqual(0o700, os.stat(os.path.dirname(path)).st_mode
                          & 0o777)

@@ -1,0 +1,2 @@
+"""The journal's database: engines (oslo.db) and schema migrations
+(alembic)."""
