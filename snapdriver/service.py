@@ -41,6 +41,10 @@ def build_operations():
     # Before the driver: a second process must not touch the guests (the
     # libvirt driver's start-up resumes guests and block jobs that it
     # finds held by snapdriver, which may be the first process's).
+    _require('driver', "'libvirt' on a hypervisor host, 'fake' for tests "
+             "and demos")
+    _require('status_reporter', "'cinder' in production (with [cinder] "
+             "credentials), 'log' for tests and demos")
     _lock_journal()
     driver = loader.load(CONF.driver)
     reporter = plugins.load(reporter_mod.NAMESPACE, CONF.status_reporter,
@@ -66,6 +70,16 @@ def take_up(manager):
     if taken_up:
         LOG.info("Took up %d unfinished operation(s) from the journal",
                  taken_up)
+
+
+def _require(option, choices):
+    """Stop start-up when a ``[DEFAULT]`` option without default is
+    unset, saying what to set it to."""
+    if not CONF[option]:
+        raise exception.ConfigurationError(
+            reason="[DEFAULT] %s is not set: set it to %s. It has no "
+                   "default, so that no development setting runs in "
+                   "production by mistake." % (option, choices))
 
 
 def _lock_journal():

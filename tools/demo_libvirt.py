@@ -66,7 +66,8 @@ def main():
         port = int(os.environ.get('SNAPDRIVER_DEMO_PORT', '18776'))
         conf = os.path.join(work, 'snapdriver.conf')
         with open(conf, 'w') as f:
-            f.write('[DEFAULT]\ndriver = libvirt\nauth_strategy = noauth\n'
+            f.write('[DEFAULT]\ndriver = libvirt\nstatus_reporter = log\n'
+                    'auth_strategy = noauth\n'
                     '[api]\nbind_host = 127.0.0.1\nbind_port = %d\n'
                     '[database]\nconnection = sqlite:///%s/journal.sqlite\n'
                     '[libvirt]\nconnection_uri = %s\nquiesce = never\n'

@@ -15,12 +15,14 @@ opts = [
                     "were attached (Cinder's attachment host_name; for "
                     "nova-compute, its [DEFAULT] host)."),
     cfg.StrOpt('driver',
-               default='fake',
                help="Name of the hypervisor driver, an entry point in the "
                     "'snapdriver.drivers' namespace: 'libvirt' on a real "
                     "host, 'fake' for tests and demos, or a third-party "
                     "driver. The stub drivers (vmware, hyperv, ironic, zvm, "
-                    "powervm, xenapi) load but reject every request."),
+                    "powervm, xenapi) load but reject every request. No "
+                    "default: a service that runs operations (snapdriver-api "
+                    "without [api] dispatch = agents, snapdriver-agent) "
+                    "does not start without it."),
     cfg.StrOpt('auth_strategy',
                default='keystone',
                choices=[('keystone', 'Validate tokens with keystonemiddleware '
@@ -30,11 +32,11 @@ opts = [
                                    'administrator.')],
                help="How API callers are authenticated."),
     cfg.StrOpt('status_reporter',
-               default='log',
                help="Where the outcome of each operation is reported: an "
                     "entry point in 'snapdriver.status_reporters'. 'cinder' "
                     "sends it to Cinder (production, see [cinder]); 'log' "
-                    "only logs it (development)."),
+                    "only logs it (development: Cinder never learns the "
+                    "outcome). No default, as for the driver."),
     cfg.IntOpt('operation_workers',
                default=8, min=1,
                help="How many merges (snapshot deletes) may run at once, "

@@ -141,6 +141,7 @@ class ApiServerFixture(fixtures.Fixture):
         self.config_path = os.path.join(self.dir, 'snapdriver.conf')
         sections = {
             'DEFAULT': {'driver': self.driver,
+                        'status_reporter': 'log',
                         'auth_strategy': self.auth_strategy,
                         'debug': False,
                         'use_stderr': True},

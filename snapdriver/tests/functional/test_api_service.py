@@ -97,7 +97,8 @@ class NoAuthBindTest(base.FunctionalTestCase):
         path = os.path.join(tmp, 'snapdriver.conf')
         api.setdefault('bind_port', server.free_port())
         server.write_config(path, {
-            'DEFAULT': {'driver': 'fake', 'auth_strategy': 'noauth'},
+            'DEFAULT': {'driver': 'fake', 'status_reporter': 'log',
+                        'auth_strategy': 'noauth'},
             'api': api,
             'database': {'connection': 'sqlite:///%s/journal.sqlite' % tmp}})
         return path

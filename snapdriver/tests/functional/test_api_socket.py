@@ -903,6 +903,7 @@ class StartupTest(base.FunctionalTestCase):
         config = tmp + '/snapdriver.conf'
         server.write_config(config, {
             'DEFAULT': {'driver': 'no-such-driver',
+                        'status_reporter': 'log',
                         'auth_strategy': 'noauth'},
             'api': {'bind_host': '127.0.0.1',
                     'bind_port': server.free_port()},

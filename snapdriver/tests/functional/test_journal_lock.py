@@ -36,7 +36,8 @@ class TestOneProcessPerJournal(base.FunctionalTestCase):
 
     def _api_config(self, name):
         return self._config(name, dict(self.database, **{
-            'DEFAULT': {'driver': 'fake', 'auth_strategy': 'noauth',
+            'DEFAULT': {'driver': 'fake', 'status_reporter': 'log',
+                        'auth_strategy': 'noauth',
                         'use_stderr': True},
             'api': {'bind_host': '127.0.0.1',
                     'bind_port': server.free_port()},
@@ -71,7 +72,8 @@ class TestOneProcessPerJournal(base.FunctionalTestCase):
 
         # An agent (it fails before it would look for the broker).
         agent_config = self._config('agent.conf', dict(self.database, **{
-            'DEFAULT': {'driver': 'fake', 'host': 'h1', 'use_stderr': True,
+            'DEFAULT': {'driver': 'fake', 'status_reporter': 'log',
+                        'host': 'h1', 'use_stderr': True,
                         'transport_url': 'rabbit://u:p@127.0.0.1:9/'}}))
         code, output = self._refused(region.agent_script(), agent_config)
         self.assertEqual(1, code, output)

@@ -278,6 +278,7 @@ class ThirdPartyDriverTest(base.FunctionalTestCase):
         config = os.path.join(tmp, 'snapdriver.conf')
         server.write_config(config, {
             'DEFAULT': {'driver': ENTRY_POINT_NAME,
+                        'status_reporter': 'log',
                         'auth_strategy': 'noauth'},
             'api': {'bind_host': '127.0.0.1',
                     'bind_port': server.free_port()},

@@ -1,4 +1,5 @@
-"""Start-up: the journal's lock (one process per journal)."""
+"""Start-up: the journal's lock (one process per journal), and the options
+without defaults."""
 
 import os
 import socket
@@ -23,6 +24,7 @@ class TestJournalLock(base.TestCase):
                                  'j', 'journal.sqlite')
         self.conf.config(connection='sqlite:///' + self.path,
                          group='database')
+        self.conf.config(driver='fake', status_reporter='log')
         self.loaded = []
         self.useFixture(fixtures.MonkeyPatch(
             'snapdriver.drivers.loader.load', self.loaded.append))
@@ -48,3 +50,32 @@ class TestJournalLock(base.TestCase):
 
     def test_an_in_memory_journal_needs_no_lock(self):
         self.assertIsNone(journal_mod.lock('sqlite://'))
+
+
+class TestNoDevelopmentDefaults(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.loaded = []
+        self.useFixture(fixtures.MonkeyPatch(
+            'snapdriver.drivers.loader.load', self.loaded.append))
+        self.useFixture(fixtures.MonkeyPatch(
+            'snapdriver.service._lock_journal', lambda: None))
+
+    def test_no_driver_stops_start_up_naming_the_option(self):
+        self.conf.config(status_reporter='log')
+        error = self.assertRaises(exception.ConfigurationError,
+                                  service.build_operations)
+        self.assertEqual("[DEFAULT] driver is not set: set it to 'libvirt' "
+                         "on a hypervisor host, 'fake' for tests and demos. "
+                         "It has no default, so that no development setting "
+                         "runs in production by mistake.", str(error))
+        self.assertEqual([], self.loaded)
+
+    def test_no_status_reporter_stops_start_up(self):
+        self.conf.config(driver='libvirt')
+        error = self.assertRaises(exception.ConfigurationError,
+                                  service.build_operations)
+        self.assertIn("[DEFAULT] status_reporter is not set: set it to "
+                      "'cinder' in production", str(error))
+        self.assertEqual([], self.loaded)
