@@ -14,6 +14,8 @@ CREATE = 'os_compute_api:os-assisted-volume-snapshots:create'
 DELETE = 'os_compute_api:os-assisted-volume-snapshots:delete'
 SHOW = 'snapdriver:os-assisted-volume-snapshots:show'
 AGENTS = 'snapdriver:os-snapdriver-agents:index'
+HEALTH_DETAIL = 'snapdriver:healthcheck:detail'
+METRICS = 'snapdriver:metrics'
 
 _PATH = '/v2.1/os-assisted-volume-snapshots'
 _SERVICE_OR_ADMIN = 'role:service or role:admin'
@@ -50,6 +52,21 @@ rules = [
                     "report, driver, version, volumes). snapdriver's own "
                     "addition, for operators.",
         operations=[{'method': 'GET', 'path': '/v2.1/os-snapdriver-agents'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=HEALTH_DETAIL, check_str='role:admin',
+        description="The detailed health check: GET /healthcheck with a "
+                    "token shows each check's reason and details (the "
+                    "hypervisor's, database's or broker's error) and the "
+                    "process's threads. Without a token the health check "
+                    "is public and short.",
+        operations=[{'method': 'GET', 'path': '/healthcheck'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=METRICS, check_str='role:admin',
+        description="Scrape the Prometheus metrics ([metrics] enabled = "
+                    "true).",
+        operations=[{'method': 'GET', 'path': '/metrics'}],
         scope_types=['project']),
 ]
 

@@ -35,6 +35,7 @@ single-process service.
 """
 
 import os
+import socket
 import uuid
 
 import oslo_messaging
@@ -76,6 +77,26 @@ def cleanup():
     if _transport is not None:
         _transport.cleanup()
         _transport = None
+
+
+def probe_broker(timeout=2.0):
+    """Open (and close) a TCP connection to each host of ``[DEFAULT]
+    transport_url``; the first that answers will do.
+
+    :raises: OSError naming the hosts when none answers.
+    """
+    url = oslo_messaging.TransportURL.parse(CONF, CONF.transport_url)
+    errors = []
+    for host in url.hosts:
+        address = (host.hostname, host.port or 5672)
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            return
+        except OSError as error:
+            errors.append('%s:%s: %s' % (address + (error,)))
+    raise OSError("the message broker does not answer: %s"
+                  % ('; '.join(errors) or 'no host in [DEFAULT] '
+                     'transport_url'))
 
 
 def set_defaults(control_exchange='snapdriver'):

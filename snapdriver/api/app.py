@@ -7,6 +7,7 @@ import pecan
 import webob
 
 from snapdriver.api import faults
+from snapdriver.api import health
 from snapdriver.api import hooks
 from snapdriver.api import middleware
 from snapdriver.conf import CONF
@@ -76,6 +77,8 @@ def setup_app(operations):
         debug=False)
     application = faults.JsonErrors(middleware.SkipPublicPaths(
         application, _authenticate(application)))
+    application = health.Routes(application,
+                                health.install(operations.health_checks()))
     application = middleware.RequestLimits(
         application, CONF.api.max_request_body_size,
         CONF.api.max_query_string_length)

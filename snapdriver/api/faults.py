@@ -86,6 +86,11 @@ class FaultWrapper:
         return response(environ, start_response)
 
 
+#: Set in the environ by a controller whose error answers have a shape of
+#: their own (the health check's 503).
+OWN_SHAPE = 'snapdriver.own_shape'
+
+
 class JsonErrors:
     """Give every error answer that is not ours the fault body.
 
@@ -100,7 +105,8 @@ class JsonErrors:
 
     def __call__(self, environ, start_response):
         response = webob.Request(environ).get_response(self.application)
-        if response.status_int >= 400 and not _is_fault(response):
+        if (response.status_int >= 400 and not _is_fault(response)
+                and not environ.get(OWN_SHAPE)):
             code = response.status_int
             fault = fault_response(code, _message_of(response))
             for key, value in response.headerlist:

@@ -20,9 +20,9 @@ VERSION_ENV = 'snapdriver.microversion'
 _REQUEST_ID = re.compile(
     r'^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
 
-# Paths served without authentication (version discovery, health, the
-# OpenAPI document).
-PUBLIC_PATHS = ('/', '/v2.1', '/v2.1/', '/healthcheck', '/v2.1/openapi.json')
+# Paths served without authentication (version discovery, the OpenAPI
+# document; the health check without a token: see api.health).
+PUBLIC_PATHS = ('/', '/v2.1', '/v2.1/', '/v2.1/openapi.json')
 
 
 class RequestId:

@@ -13,11 +13,13 @@ from snapdriver.conf import cinder
 from snapdriver.conf import database
 from snapdriver.conf import default
 from snapdriver.conf import fake
+from snapdriver.conf import healthcheck
 from snapdriver.conf import libvirt
 
 CONF = cfg.CONF
 
-MODULES = (default, agent, api, cinder, database, fake, libvirt)
+MODULES = (default, agent, api, cinder, database, fake, healthcheck,
+           libvirt)
 
 for _module in MODULES:
     _module.register_opts(CONF)

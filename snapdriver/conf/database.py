@@ -8,22 +8,20 @@ True: FULL, also a power cut, an fsync per transition), see
 :mod:`snapdriver.db.api`.
 """
 
-import copy
-
 from oslo_config import cfg
 from oslo_db import options as db_options
 
 DEFAULT_CONNECTION = 'sqlite:////var/lib/snapdriver/snapdriver.sqlite'
 
+# On oslo.db's option objects themselves, so that a reset configuration
+# (tests) and the sample keep them.
+cfg.set_defaults(db_options.database_opts, connection=DEFAULT_CONNECTION,
+                 sqlite_synchronous=False)
+
 
 def register_opts(conf):
-    db_options.set_defaults(conf, connection=DEFAULT_CONNECTION)
-    conf.set_default('sqlite_synchronous', False, group='database')
+    conf.register_opts(db_options.database_opts, group='database')
 
 
 def list_opts():
-    """oslo.db's options, with snapdriver's defaults (for the sample)."""
-    opts = copy.deepcopy(db_options.database_opts)
-    cfg.set_defaults(opts, connection=DEFAULT_CONNECTION,
-                     sqlite_synchronous=False)
-    return {'database': opts}
+    return {'database': db_options.database_opts}

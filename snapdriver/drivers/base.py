@@ -171,6 +171,14 @@ class BaseDriver(abc.ABC):
         """
         return None
 
+    def check_health(self):
+        """Raise when the hypervisor cannot be reached now (the health
+        check's ``snapdriver_driver`` plugin calls it, often: keep it
+        cheap).
+
+        :raises: any exception, whose text says what is wrong.
+        """
+
     def wait_for_pending(self, location):
         """Wait for work left running on the located disk by an earlier
         process, and make what it did durable.

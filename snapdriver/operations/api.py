@@ -36,6 +36,12 @@ class OperationsAPI(abc.ABC):
             ``host``, ``state`` (up or down), ``last_seen`` (UTC),
             ``driver``, ``version``, ``volumes`` (how many, or None)."""
 
+    def health_checks(self):
+        """What the health check looks at in this process: ``{name:
+        check}``, each check a callable that raises when unhealthy (see
+        :mod:`snapdriver.api.health`)."""
+        return {}
+
     @abc.abstractmethod
     def query(self, context, snapshot_id):
         """:returns: the operations of ``snapshot_id``, oldest first, as
@@ -56,6 +62,10 @@ class LocalOperationsAPI(OperationsAPI):
 
     def query(self, context, snapshot_id):
         return self.manager.query(context, snapshot_id)
+
+    def health_checks(self):
+        return {'driver': lambda: self.manager.driver.check_health(),
+                'journal': lambda: self.manager.journal.check_writable()}
 
     def agents(self, context):
         """This process is the one agent, always up."""

@@ -34,6 +34,7 @@ import oslo_messaging
 
 from snapdriver import exception
 from snapdriver.operations import api
+from snapdriver import rpc
 
 LOG = log.getLogger(__name__)
 
@@ -68,6 +69,18 @@ class RemoteOperationsAPI(api.OperationsAPI):
         self._connected = connected
         self._lock = threading.Lock()
         self._hosts = collections.OrderedDict()   # snapshot id -> host
+
+    def health_checks(self):
+        return {'broker': self._check_broker}
+
+    def _check_broker(self):
+        """This process reached the broker, and the broker's port answers
+        now."""
+        if self._connected is not None and not self._connected.is_set():
+            raise exception.AgentUnavailable(
+                reason="this API process has not reached the message broker "
+                "([DEFAULT] transport_url) yet")
+        rpc.probe_broker()
 
     # accept
 

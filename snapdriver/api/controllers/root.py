@@ -4,8 +4,11 @@ import pecan
 
 from snapdriver.api.controllers import agents
 from snapdriver.api.controllers import assisted_volume_snapshots as avs
+from snapdriver.api import faults
+from snapdriver.api import health
 from snapdriver.api import microversion
 from snapdriver.api import openapi
+from snapdriver import policy
 
 RESOURCE = 'os-assisted-volume-snapshots'
 AGENTS = 'os-snapdriver-agents'
@@ -73,9 +76,15 @@ class RootController(object):
     index = _get_only(
         lambda self, **kwargs: {'versions': [version_document()]})
 
-    @pecan.expose(content_type='text/plain')
+    @pecan.expose()
     def healthcheck(self, **kwargs):
-        return 'OK'
+        """With a token (without, the health check is answered before the
+        authentication): the detailed view, for those the policy
+        allows."""
+        avs.check_context(None, policy.HEALTH_DETAIL)
+        # Unhealthy is oslo.middleware's 503, not a compute API fault.
+        pecan.request.environ[faults.OWN_SHAPE] = True
+        return pecan.request.get_response(health.detailed_application())
 
 
 pecan.route(RootController, 'v2.1', V21Controller())

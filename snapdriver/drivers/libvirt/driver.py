@@ -129,6 +129,15 @@ class LibvirtDriver(base.BaseDriver):
                             "its speed is given back",
                             ', '.join(released), domain.name)
 
+    def check_health(self):
+        """libvirtd answers on ``[libvirt] connection_uri``."""
+        try:
+            self._host.get_connection().getLibVersion()
+        except libvirt.libvirtError as error:
+            raise exception.OperationFailed(
+                reason="libvirtd does not answer at %s: %s"
+                % (CONF.libvirt.connection_uri, _libvirt_message(error)))
+
     def _check_connection(self):
         uri = CONF.libvirt.connection_uri
         try:

@@ -179,6 +179,7 @@ class _JournalOnADatabase:
             'chain_before': ['c', 'a', 'b'], 'expected_chain': ['c', 'b'],
             'report_attempts': 0, 'created_at': created}
         self.assertEqual(1, journal.add(record)['seq'])
+        journal.check_writable()        # the health check's write
         journal.add(dict(record, id='op2', snapshot_id='snap2',
                          state=objects.SUCCEEDED, delivery=objects.DELIVERED))
         progress = objects.MergeProgress(bytes_done=1 << 20,

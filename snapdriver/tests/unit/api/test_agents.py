@@ -98,6 +98,7 @@ class TestTier(base.base.TestCase):
                    'last_seen': '2026-01-02T03:04:05.000000Z',
                    'driver': 'libvirt', 'version': '1.0', 'volumes': 3}]
         operations = mock.Mock()
+        operations.health_checks.return_value = {}
         operations.agents.return_value = agents
         client = webtest.TestApp(app.setup_app(operations))
         response = client.get(PATH, headers=base.ADMIN)
