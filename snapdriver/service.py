@@ -9,6 +9,7 @@ import sqlalchemy
 from snapdriver.conf import CONF
 from snapdriver import exception
 from snapdriver import log_escape
+from snapdriver import metrics
 from snapdriver.drivers import loader
 from snapdriver.operations import api as operations_api
 from snapdriver.operations import journal
@@ -49,8 +50,10 @@ def build_operations():
     driver = loader.load(CONF.driver)
     reporter = plugins.load(reporter_mod.NAMESPACE, CONF.status_reporter,
                             'status reporter')
+    journal_ = _open_journal()
+    metrics.watch_journal(journal_)
     manager = manager_mod.OperationManager(
-        driver, reporter, _open_journal(),
+        driver, reporter, journal_,
         workers=CONF.operation_workers, create_workers=CONF.create_workers,
         create_timeout=CONF.create_timeout,
         history=CONF.operation_history,

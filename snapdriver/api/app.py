@@ -8,6 +8,7 @@ import webob
 
 from snapdriver.api import faults
 from snapdriver.api import health
+from snapdriver.api import metrics
 from snapdriver.api import hooks
 from snapdriver.api import middleware
 from snapdriver.conf import CONF
@@ -87,4 +88,5 @@ def setup_app(operations):
     # enable_proxy_headers_parsing = true (behind a TLS-terminating proxy).
     application = http_proxy_to_wsgi.HTTPProxyToWSGI(application, CONF)
     application = middleware.RequestId(application)
+    application = metrics.CountRequests(application)
     return faults.FaultWrapper(application)

@@ -15,11 +15,12 @@ from snapdriver.conf import default
 from snapdriver.conf import fake
 from snapdriver.conf import healthcheck
 from snapdriver.conf import libvirt
+from snapdriver.conf import metrics
 
 CONF = cfg.CONF
 
 MODULES = (default, agent, api, cinder, database, fake, healthcheck,
-           libvirt)
+           libvirt, metrics)
 
 for _module in MODULES:
     _module.register_opts(CONF)

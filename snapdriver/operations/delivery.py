@@ -32,6 +32,7 @@ import threading
 from oslo_log import log
 
 from snapdriver import context as context_mod
+from snapdriver import metrics
 from snapdriver import objects
 from snapdriver.operations import journal as journal_mod
 from snapdriver.operations import reporter as reporter_mod
@@ -185,6 +186,8 @@ class ReportDelivery:
             delivery = reporter_mod.Delivery(
                 state=objects.PENDING,
                 detail="%s: %s" % (type(e).__name__, e))
+        metrics.REPORTS.labels(row['status'], delivery.state).inc()
+        metrics.REPORT_ATTEMPTS.inc(delivery.attempts)
         values = dict(delivery=delivery.state,
                       delivery_detail=delivery.detail,
                       report_attempts=before + delivery.attempts,

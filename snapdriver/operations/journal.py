@@ -125,6 +125,19 @@ class Journal:
             self._seq = conn.execute(
                 sa.select(sa.func.max(operations.c.seq))).scalar() or 0
 
+    def counts(self):
+        """(operations by state ``{state: n}``, finished operations whose
+        report is pending): one statement each."""
+        with self._read_lock, self.engine.connect() as conn:
+            states = dict(conn.execute(
+                sa.select(operations.c.state, sa.func.count())
+                .group_by(operations.c.state)).fetchall())
+            pending = conn.execute(
+                sa.select(sa.func.count()).select_from(operations).where(
+                    operations.c.state.in_(objects.FINAL),
+                    operations.c.delivery == objects.PENDING)).scalar()
+        return states, pending
+
     def check_writable(self):
         """Write to the journal without changing it (its schema version
         row rewritten with itself); raises what the database says."""

@@ -56,6 +56,7 @@ from oslo_log import log
 
 from snapdriver import context as context_mod
 from snapdriver import exception
+from snapdriver import metrics
 from snapdriver import objects
 from snapdriver.operations import delivery as delivery_mod
 from snapdriver.operations import journal as journal_mod
@@ -328,8 +329,9 @@ class OperationManager:
                 objects.Request.from_dict(row['request']))
         row.update(chain_before=plan.disk.names,
                    expected_chain=list(plan.expected_chain))
+        row['started_at'] = journal_mod.utcnow()
         self.journal.update(row['id'], state=objects.RUNNING,
-                            started_at=journal_mod.utcnow(),
+                            started_at=row['started_at'],
                             chain_before=row['chain_before'],
                             expected_chain=row['expected_chain'])
         if plan.kind == objects.CREATE:
@@ -397,10 +399,16 @@ class OperationManager:
         # Outcome and the report to make are journalled together, so a
         # restart from here on only has to deliver the report.
         final = {'progress': row['progress']} if row.get('progress') else {}
+        finished_at = journal_mod.utcnow()
         self.journal.update(row['id'], state=state, error=error,
                             chain_after=chain_after, status=status,
                             delivery=objects.PENDING,
-                            finished_at=journal_mod.utcnow(), **final)
+                            finished_at=finished_at, **final)
+        metrics.OPERATIONS.labels(row['kind'], state).inc()
+        started_at = row.get('started_at')     # None if it never ran
+        if started_at is not None:
+            metrics.OPERATION_SECONDS.labels(row['kind']).observe(
+                (finished_at - started_at).total_seconds())
         if error:
             LOG.error("%s of snapshot %s on disk %s of guest %s failed: %s",
                       row['kind'], row['snapshot_id'], row['disk'],

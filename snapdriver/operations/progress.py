@@ -46,6 +46,7 @@ import time
 from oslo_log import log
 
 from snapdriver import context as context_mod
+from snapdriver import metrics
 from snapdriver import objects
 
 LOG = log.getLogger(__name__)
@@ -146,6 +147,8 @@ class _Watch:
         self.reported_percent = 0
         self.reported_at = self.started
         self.journalled = None
+        # The labels of its progress gauge, once it has one.
+        self.gauge = None
 
 
 class ProgressMonitor:
@@ -203,6 +206,8 @@ class ProgressMonitor:
         ended = time.time()
         with self._lock:
             self._watches.pop(watch.operation_id, None)
+        if watch.gauge is not None:
+            metrics.MERGE_PROGRESS.remove(*watch.gauge)
         # A margin over the request's own timeout: keystoneauth's timeout
         # bounds each socket operation, not the request as a whole.
         if not watch.lane.close(2 * self.report_timeout + 1):
@@ -221,6 +226,9 @@ class ProgressMonitor:
             bytes_done=done, bytes_total=sample.total,
             job_started_at=_utc(job_started), updated_at=_utc(ended),
             job_seconds=round(max(0.0, ended - job_started), 3))
+        if succeeded:
+            metrics.BLOCK_JOB_SECONDS.labels(watch.plan.kind).observe(
+                final.job_seconds)
         LOG.info("Snapshot %s: %s %s after %s (%s at %s/s on average)",
                  watch.snapshot_id, watch.what,
                  'done' if succeeded else 'ended',
@@ -278,6 +286,10 @@ class ProgressMonitor:
             watch.journalled = figures
         if view.percent is None:
             return
+        watch.gauge = (watch.operation_id, watch.snapshot_id,
+                       watch.plan.kind, watch.plan.disk.guest,
+                       watch.plan.disk.target)
+        metrics.MERGE_PROGRESS.labels(*watch.gauge).set(view.percent / 100)
         self._log_tenth(watch, view)
         self._maybe_report(watch, view, now)
 
@@ -320,6 +332,7 @@ class ProgressMonitor:
             delivery = self.reporter.report_progress(
                 context, watch.snapshot_id, objects.DELETING, progress)
             if delivery is not None:
+                metrics.PROGRESS_UPDATES.labels(delivery.state).inc()
                 LOG.info("Snapshot %s: intermediate status %s (%s) %s: %s",
                          watch.snapshot_id, objects.DELETING, progress,
                          'sent' if delivery.state == objects.DELIVERED

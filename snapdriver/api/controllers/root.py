@@ -77,6 +77,11 @@ class RootController(object):
         lambda self, **kwargs: {'versions': [version_document()]})
 
     @pecan.expose()
+    def metrics(self, **kwargs):
+        from snapdriver.api import metrics
+        return metrics.scrape()
+
+    @pecan.expose()
     def healthcheck(self, **kwargs):
         """With a token (without, the health check is answered before the
         authentication): the detailed view, for those the policy
