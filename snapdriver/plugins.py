@@ -57,6 +57,23 @@ def _load_failed(name, what, error):
         % (what, name, type(error).__name__, error))
 
 
+def find(namespace, name, what):
+    """The class (or callable) of the plugin ``name``, imported but not
+    instantiated: what a check may look at without starting it.
+
+    :raises: DriverNotFound listing the installed names; DriverLoadError
+        when it fails to import.
+    """
+    found = [ep for ep in metadata.entry_points(group=namespace)
+             if ep.name == name]
+    if not found:
+        raise _not_found(namespace, name, what)
+    try:
+        return found[0].load()
+    except Exception as error:
+        raise _load_failed(name, what, error)
+
+
 def load(namespace, name, what, **kwargs):
     """Load and instantiate the plugin ``name`` of ``namespace``.
 

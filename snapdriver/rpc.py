@@ -58,6 +58,15 @@ _TAG = 'snapdriver_object'
 _transport = None
 
 
+def register_opts():
+    """oslo.messaging's options (``[DEFAULT] transport_url`` among them),
+    without making a transport."""
+    oslo_messaging.get_rpc_transport  # noqa: B018 (the import registers)
+    from oslo_messaging import opts as messaging_opts
+    for group, opts in messaging_opts.list_opts():
+        CONF.register_opts(opts, group=group)
+
+
 def get_transport():
     """The process's RPC transport, from ``[DEFAULT] transport_url``.
 

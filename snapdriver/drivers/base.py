@@ -171,6 +171,17 @@ class BaseDriver(abc.ABC):
         """
         return None
 
+    @classmethod
+    def check_reachable(cls):
+        """Whether the hypervisor answers, without starting the driver
+        (``snapdriver-status upgrade check``).
+
+        :returns: what was found, in words, or None when there is nothing
+            to reach.
+        :raises: any exception, whose text says what is wrong.
+        """
+        return None
+
     def check_health(self):
         """Raise when the hypervisor cannot be reached now (the health
         check's ``snapdriver_driver`` plugin calls it, often: keep it

@@ -129,6 +129,18 @@ class LibvirtDriver(base.BaseDriver):
                             "its speed is given back",
                             ', '.join(released), domain.name)
 
+    @classmethod
+    def check_reachable(cls):
+        """libvirtd answers on ``[libvirt] connection_uri`` (a read-only
+        connection, opened and closed)."""
+        uri = CONF.libvirt.connection_uri
+        conn = libvirt.openReadOnly(uri)
+        try:
+            return "libvirtd %s answers at %s (%s)" % (
+                _version(conn.getLibVersion()), uri, conn.getType())
+        finally:
+            conn.close()
+
     def check_health(self):
         """libvirtd answers on ``[libvirt] connection_uri``."""
         try:
@@ -770,6 +782,12 @@ class LibvirtDriver(base.BaseDriver):
         self._make_durable(self._fresh(location),
                            'the work left on disk %s' % location.target)
         return pending
+
+
+def _version(number):
+    """libvirt's version number as ``major.minor.micro``."""
+    return '%d.%d.%d' % (number // 1000000, number // 1000 % 1000,
+                         number % 1000)
 
 
 def _switch(plan):
