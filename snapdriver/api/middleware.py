@@ -97,12 +97,14 @@ class Microversion:
 
 
 class RequestLimits:
-    """Refuse, before anything reads them: query strings that are too long
-    (400), a Content-Length that is not a number (400), chunked bodies
-    (411: the console script's server cannot de-chunk them, and the compute
-    API's clients always send a length), and paths or query strings that
-    are not UTF-8 (400). Oversized bodies are refused (413) by
-    :func:`body_size_limiter`, further in."""
+    """Refuse requests whose size or encoding is wrong, before any reading.
+
+    Query strings that are too long (400), a Content-Length that is not a
+    number (400), chunked bodies (411: the console script's server cannot
+    de-chunk them, and the compute API's clients always send a length), and
+    paths or query strings that are not UTF-8 (400). Oversized bodies are
+    refused (413) by :func:`body_size_limiter`, further in.
+    """
 
     def __init__(self, application, max_query):
         self.application = application

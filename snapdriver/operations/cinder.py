@@ -71,9 +71,10 @@ class _CallerAuth(plugin.BaseAuthPlugin):
 
 
 def _adapter_options(endpoint_override=None):
-    """The ``[cinder]`` adapter options (service_type, valid_interfaces,
-    region_name, retries...) as keystoneauth Adapter arguments, with
-    ``endpoint_override``'s project filled in.
+    """The ``[cinder]`` adapter options, as keystoneauth Adapter arguments.
+
+    service_type, valid_interfaces (or interface), region_name, retries...,
+    with ``endpoint_override`` as given (its project filled in).
 
     :raises: TypeError (keystoneauth's) for values that do not go together
     """

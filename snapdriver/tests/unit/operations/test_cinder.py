@@ -11,8 +11,8 @@ import fixtures
 from keystoneauth1 import loading as ks_loading
 
 from snapdriver import context
-from snapdriver import exception
 from snapdriver.drivers import fake
+from snapdriver import exception
 from snapdriver import objects
 from snapdriver.operations import cinder
 from snapdriver.operations import journal as journal_mod
@@ -336,8 +336,10 @@ def _wait_for(predicate, timeout=30):
 
 
 class TestAdapterOptions(base.TestCase):
-    """[cinder]'s keystoneauth adapter options, and the names of earlier
-    releases."""
+    """[cinder]'s keystoneauth adapter options.
+
+    And the names of earlier releases.
+    """
 
     def test_defaults(self):
         options = cinder._adapter_options('http://c/v3')
