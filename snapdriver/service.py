@@ -4,6 +4,7 @@ import sys
 
 from oslo_db import exception as db_exception
 from oslo_log import log
+from oslo_reports import guru_meditation_report as gmr
 import sqlalchemy
 
 from snapdriver.conf import CONF
@@ -31,6 +32,21 @@ def prepare(argv=None, default_config_files=None):
     log.setup(CONF, 'snapdriver')
     log_escape.install()
     CONF.log_opt_values(LOG, log.DEBUG)
+
+
+def setup_reports(service_name):
+    """Guru Meditation Reports, as the compute service has them.
+
+    On SIGUSR2 (or, with ``[oslo_reports] file_event_handler``, when that
+    file changes) the process writes the stacks of all its threads, its
+    configuration and its package to stderr, or to a file in
+    ``[oslo_reports] log_dir``. For the long-running services only: the
+    console scripts call it after :func:`prepare`.
+
+    :param service_name: names the report files in ``log_dir``.
+    """
+    gmr.TextGuruMeditation.setup_autorun(version, service_name=service_name,
+                                         conf=CONF)
 
 
 def build_operations():

@@ -10,3 +10,17 @@ def version_string():
         return version_info.version_string()
     except Exception:
         return 'unknown'
+
+
+# What oslo.reports' Guru Meditation Report prints as the package.
+
+def vendor_string():
+    return 'OpenStack'
+
+
+def product_string():
+    return 'snapdriver'
+
+
+def version_string_with_package():
+    return version_string()

@@ -234,7 +234,9 @@ def render_configuration():
         _wrap("Options of the libraries snapdriver uses are not repeated "
               "here: `[keystone_authtoken]` (keystonemiddleware, read with "
               "`auth_strategy = keystone`), logging in `[DEFAULT]` "
-              "(oslo.log), `[oslo_policy]` and `[oslo_middleware]`. The "
+              "(oslo.log), `[oslo_policy]`, `[oslo_middleware]` and "
+              "`[oslo_reports]` (where the Guru Meditation Reports that "
+              "SIGUSR2 asks for go). The "
               "sample includes them, from these generator namespaces:"), '',
     ]
     for namespace in _library_namespaces():

@@ -76,17 +76,20 @@ def setup_app(operations):
         force_canonical=False,
         guess_content_type_from_ext=False,
         debug=False)
-    application = faults.JsonErrors(middleware.SkipPublicPaths(
-        application, _authenticate(application)))
+    max_body = CONF.api.max_request_body_size
+    application = middleware.body_size_limiter(middleware.SkipPublicPaths(
+        application, _authenticate(application)), max_body)
+    application = faults.JsonErrors(
+        application, messages={413: middleware.too_large_message(max_body)})
     application = health.Routes(application,
                                 health.install(operations.health_checks()))
     application = middleware.RequestLimits(
-        application, CONF.api.max_request_body_size,
-        CONF.api.max_query_string_length)
+        application, CONF.api.max_query_string_length)
     application = middleware.Microversion(application)
     # Honours X-Forwarded-* only with [oslo_middleware]
     # enable_proxy_headers_parsing = true (behind a TLS-terminating proxy).
     application = http_proxy_to_wsgi.HTTPProxyToWSGI(application, CONF)
+    application = middleware.AccessLog(application)
     application = middleware.RequestId(application)
     application = metrics.CountRequests(application)
     return faults.FaultWrapper(application)

@@ -94,21 +94,25 @@ OWN_SHAPE = 'snapdriver.own_shape'
 class JsonErrors:
     """Give every error answer that is not ours the fault body.
 
-    The framework (unknown routes, methods a resource does not have) and
-    keystonemiddleware (401, 503 when Keystone is unreachable) answer in
-    their own shapes; callers get ours, with the status and headers (Allow,
-    WWW-Authenticate) kept.
+    The framework (unknown routes, methods a resource does not have),
+    keystonemiddleware (401, 503 when Keystone is unreachable) and
+    oslo.middleware's body size limiter (413) answer in their own shapes;
+    callers get ours, with the status and headers (Allow, WWW-Authenticate)
+    kept, and the message given for the code if there is one.
     """
 
-    def __init__(self, application):
+    def __init__(self, application, messages=None):
         self.application = application
+        # Messages for codes whose foreign answers say nothing useful.
+        self.messages = dict(messages or {})
 
     def __call__(self, environ, start_response):
         response = webob.Request(environ).get_response(self.application)
         if (response.status_int >= 400 and not _is_fault(response)
                 and not environ.get(OWN_SHAPE)):
             code = response.status_int
-            fault = fault_response(code, _message_of(response))
+            message = self.messages.get(code) or _message_of(response)
+            fault = fault_response(code, message)
             for key, value in response.headerlist:
                 if not key.lower().startswith('content-'):
                     fault.headers[key] = value

@@ -8,6 +8,8 @@ is not refused; they behave as 2.75.
 
 import re
 
+import microversion_parse
+
 from snapdriver import exception
 
 MIN_VERSION = (2, 1)
@@ -36,16 +38,6 @@ def to_str(version):
     return '%d.%d' % version
 
 
-def _from_headers(headers):
-    value = headers.get(HEADER)
-    if value:
-        for item in value.split(','):
-            parts = item.strip().split(None, 1)
-            if len(parts) == 2 and parts[0].lower() == SERVICE:
-                return parts[1].strip()
-    return headers.get(LEGACY_HEADER)
-
-
 def negotiate(headers):
     """The microversion a request asked for.
 
@@ -53,7 +45,10 @@ def negotiate(headers):
     :returns: (major, minor); the minimum when none was asked for.
     :raises: InvalidVersionFormat (400), VersionNotSupported (406)
     """
-    text = _from_headers(headers)
+    # OpenStack-API-Version's "compute" entry first (the last one if the
+    # header names compute twice), else X-OpenStack-Nova-API-Version.
+    text = microversion_parse.get_version(
+        headers, service_type=SERVICE, legacy_headers=[LEGACY_HEADER])
     if text is None:
         return MIN_VERSION
     text = text.strip()

@@ -1,11 +1,12 @@
 """WSGI middleware of the API, assembled in code by :mod:`app`."""
 
-import urllib.parse
-import re
 import time
-import uuid
+import urllib.parse
 
+from oslo_config import cfg
 from oslo_log import log
+from oslo_middleware import request_id
+from oslo_middleware import sizelimit
 import webob
 
 from snapdriver.api import faults
@@ -14,50 +15,60 @@ from snapdriver import exception
 
 LOG = log.getLogger(__name__)
 
-REQUEST_ID_ENV = 'openstack.request_id'
-GLOBAL_REQUEST_ID_ENV = 'openstack.global_request_id'
+REQUEST_ID_ENV = request_id.ENV_REQUEST_ID
+GLOBAL_REQUEST_ID_ENV = request_id.GLOBAL_REQ_ID
+# The compute API's own copy of the request id header (as Nova sends it).
+COMPUTE_REQUEST_ID_HEADER = 'x-compute-request-id'
 VERSION_ENV = 'snapdriver.microversion'
-_REQUEST_ID = re.compile(
-    r'^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
 
 # Paths served without authentication (version discovery, the OpenAPI
 # document; the health check without a token: see api.health).
 PUBLIC_PATHS = ('/', '/v2.1', '/v2.1/', '/v2.1/openapi.json')
 
 
-class RequestId:
-    """Give each request an id, accept the caller's global one, log it.
+class RequestId(request_id.RequestId):
+    """oslo.middleware's request id, as the compute API uses it.
 
-    The id goes back as X-OpenStack-Request-Id and, for the compute API's
-    clients (novaclient reads it), X-Compute-Request-Id.
+    Each request gets an id (``openstack.request_id``) that goes back as
+    X-OpenStack-Request-Id and, for the compute API's clients (novaclient
+    reads it), X-Compute-Request-Id; a well-formed inbound
+    X-OpenStack-Request-Id becomes the global request id. A malformed one
+    is ignored, with a warning.
+    """
+
+    compat_headers = [COMPUTE_REQUEST_ID_HEADER]
+
+    def set_global_req_id(self, req):
+        super().set_global_req_id(req)
+        inbound = req.headers.get(request_id.INBOUND_HEADER)
+        if inbound and GLOBAL_REQUEST_ID_ENV not in req.environ:
+            LOG.warning("Ignoring malformed X-OpenStack-Request-ID %r",
+                        inbound[:80])
+
+
+class AccessLog:
+    """One log line per request, with its id and the caller's global one.
+
+    Sits right inside :class:`RequestId`, which has set the ids.
     """
 
     def __init__(self, application):
         self.application = application
 
     def __call__(self, environ, start_response):
-        request_id = 'req-%s' % uuid.uuid4()
-        environ[REQUEST_ID_ENV] = request_id
-        inbound = environ.get('HTTP_X_OPENSTACK_REQUEST_ID')
-        if inbound and _REQUEST_ID.match(inbound):
-            environ[GLOBAL_REQUEST_ID_ENV] = inbound
-        elif inbound:
-            LOG.warning("Ignoring malformed X-OpenStack-Request-ID %r",
-                        inbound[:80])
         started = time.monotonic()
         status_holder = []
 
-        def add_headers(status, headers, exc_info=None):
-            headers.append(('X-OpenStack-Request-Id', request_id))
-            headers.append(('X-Compute-Request-Id', request_id))
+        def record_status(status, headers, exc_info=None):
             status_holder.append(status)
             return start_response(status, headers, exc_info)
 
         try:
-            return self.application(environ, add_headers)
+            return self.application(environ, record_status)
         finally:
             LOG.info('%s "%s %s" status %s in %.3fs (global request %s)',
-                     request_id, environ.get('REQUEST_METHOD'),
+                     environ.get(REQUEST_ID_ENV),
+                     environ.get('REQUEST_METHOD'),
                      environ.get('PATH_INFO'),
                      status_holder[0].split()[0] if status_holder else '-',
                      time.monotonic() - started,
@@ -86,14 +97,17 @@ class Microversion:
 
 
 class RequestLimits:
-    """Refuse, before anything reads them: oversized bodies (413) and query
-    strings (400), chunked bodies (411: the console script's server cannot
-    de-chunk them, and the compute API's clients always send a length),
-    and paths or query strings that are not UTF-8 (400)."""
+    """Refuse requests whose size or encoding is wrong, before any reading.
 
-    def __init__(self, application, max_body, max_query):
+    Query strings that are too long (400), a Content-Length that is not a
+    number (400), chunked bodies (411: the console script's server cannot
+    de-chunk them, and the compute API's clients always send a length), and
+    paths or query strings that are not UTF-8 (400). Oversized bodies are
+    refused (413) by :func:`body_size_limiter`, further in.
+    """
+
+    def __init__(self, application, max_query):
         self.application = application
-        self.max_body = max_body
         self.max_query = max_query
 
     def __call__(self, environ, start_response):
@@ -122,21 +136,36 @@ class RequestLimits:
         length = environ.get('CONTENT_LENGTH')
         if length:
             try:
-                length = int(length)
+                int(length)
             except ValueError:
                 return faults.fault_response(
                     400, "Content-Length %r is not a number." % length[:40])
-            if length > self.max_body:
-                return self._too_large()
         elif 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', '').lower():
             return faults.fault_response(
                 411, "Chunked request bodies are not accepted: send the "
                      "body with a Content-Length.")
         return None
 
-    def _too_large(self):
-        return faults.fault_response(
-            413, "The request body is larger than %d bytes." % self.max_body)
+
+def body_size_limiter(application, max_body):
+    """oslo.middleware's RequestBodySizeLimiter, at ``max_body`` bytes.
+
+    A declared length over the limit is refused (413) before the body is
+    read. The limit is snapdriver's ``[api] max_request_body_size``, handed
+    to the middleware through a configuration of its own so that the
+    service's ``[oslo_middleware]`` section is left alone. The 413 gets the
+    fault body from :class:`faults.JsonErrors` (see
+    :func:`too_large_message`).
+    """
+    limiter_conf = cfg.ConfigOpts()
+    limiter = sizelimit.RequestBodySizeLimiter(application, limiter_conf)
+    limiter_conf.set_override('max_request_body_size', max_body,
+                              group='oslo_middleware')
+    return limiter
+
+
+def too_large_message(max_body):
+    return "The request body is larger than %d bytes." % max_body
 
 
 class NoAuth:

@@ -32,6 +32,8 @@ def _cannot_start(reason):
 
 def main(argv=None):
     service.prepare(argv)
+    # Thread dumps on SIGUSR2, as the compute service gives them.
+    service.setup_reports('snapdriver-agent')
     try:
         _operations, manager = service.build_operations()
     except (exception.DriverLoadError, exception.ConfigurationError) as e:

@@ -283,6 +283,8 @@ def _cannot_start(reason):
 
 def main(argv=None):
     service.prepare(argv)
+    # Thread dumps on SIGUSR2, as the compute service gives them.
+    service.setup_reports('snapdriver-api')
     if (CONF.auth_strategy == 'noauth' and not CONF.api.noauth_allow_remote
             and not _loopback_only(CONF.api.bind_host)):
         return _cannot_start(

@@ -6,6 +6,7 @@ same lists, so the generated sample cannot drift from what is registered.
 
 from oslo_config import cfg
 from oslo_log import log
+from oslo_reports import opts as gmr_opts
 
 from snapdriver.conf import agent
 from snapdriver.conf import api
@@ -25,3 +26,5 @@ MODULES = (default, agent, api, cinder, database, fake, healthcheck,
 for _module in MODULES:
     _module.register_opts(CONF)
 log.register_options(CONF)
+# [oslo_reports]: where the Guru Meditation Reports go (registers them).
+gmr_opts.set_defaults(CONF)

@@ -1,11 +1,12 @@
 """Options of the [cinder] group: how status reports reach Cinder.
 
-Authentication and session options come from keystoneauth's loading
-helpers (``auth_type``, ``auth_url``, ``username``..., ``cafile``,
-``timeout``...), as in every OpenStack service's ``[cinder]`` or ``[nova]``
-section. With ``auth_type`` set, snapdriver reports with its own service
-credentials, which do not expire during a two-hour merge; without it, it
-uses the token of the caller that asked for the operation.
+Authentication, session and adapter options come from keystoneauth's
+loading helpers (``auth_type``, ``auth_url``, ``username``..., ``cafile``,
+``timeout``..., ``service_type``, ``valid_interfaces``, ``region_name``,
+``endpoint_override``...), as in every OpenStack service's ``[cinder]`` or
+``[nova]`` section. With ``auth_type`` set, snapdriver reports with its own
+service credentials, which do not expire during a two-hour merge; without
+it, it uses the token of the caller that asked for the operation.
 """
 
 from keystoneauth1 import loading as ks_loading
@@ -14,22 +15,55 @@ from oslo_config import cfg
 GROUP = 'cinder'
 group = cfg.OptGroup(GROUP, title='Cinder status reports')
 
+ENDPOINT_OVERRIDE_HELP = (
+    "Cinder v3 endpoint to use instead of the catalog's, e.g. "
+    "http://cinder.example.org:8776/v3/%(project_id)s. %(project_id)s "
+    "becomes the project of the token the report is sent with (the service "
+    "credentials' own, or the caller's); when that is unknown the segment "
+    "is left out, which Cinder accepts from microversion 3.67.")
+
+
+#: keystoneauth's version discovery: cinderclient speaks Cinder's v3 API with
+#: microversions of its own, so these are registered (keystoneauth reads
+#: them) but not used.
+UNUSED_ADAPTER_OPTIONS = ('version', 'min_version', 'max_version')
+
+#: The catalog interface used when neither ``valid_interfaces`` nor the
+#: deprecated ``interface`` is set (as before they came from keystoneauth).
+DEFAULT_INTERFACE = 'internal'
+
+
+def _adapter_opts():
+    """keystoneauth's adapter options: where Cinder's endpoint is found.
+
+    The options ``ks_loading.register_adapter_conf_options()`` registers
+    (``service_type``, ``valid_interfaces``, ``region_name``,
+    ``endpoint_override``, retries..., and ``interface``, deprecated in
+    favour of ``valid_interfaces``), as in every service's ``[cinder]`` or
+    ``[nova]`` section, with snapdriver's default service type and its
+    meaning of ``endpoint_override`` (the v3 endpoint).
+    """
+    adapter_opts = ks_loading.get_adapter_conf_options(include_deprecated=True)
+    cfg.set_defaults(adapter_opts, service_type='volumev3')
+    for opt in adapter_opts:
+        if opt.dest == 'service_type':
+            opt.help = "Catalog service type of Cinder's v3 API."
+        elif opt.dest == 'valid_interfaces':
+            opt.help = ("Catalog interfaces of the Cinder endpoint, in order "
+                        "of preference (public, internal, admin). When "
+                        "neither this nor the deprecated 'interface' is set: "
+                        "%s." % DEFAULT_INTERFACE)
+        elif opt.dest == 'endpoint_override':
+            opt.help = ENDPOINT_OVERRIDE_HELP
+        elif opt.dest in UNUSED_ADAPTER_OPTIONS:
+            opt.help = ("Not used: snapdriver always speaks Cinder's v3 "
+                        "API (keystoneauth's version discovery).")
+    return adapter_opts
+
+
+adapter_opts = _adapter_opts()
+
 opts = [
-    cfg.StrOpt('region_name',
-               help="Region of the Cinder endpoint in the service catalog."),
-    cfg.StrOpt('interface', default='internal',
-               choices=['public', 'internal', 'admin'],
-               help="Catalog interface of the Cinder endpoint."),
-    cfg.StrOpt('service_type', default='volumev3',
-               help="Catalog service type of Cinder's v3 API."),
-    cfg.URIOpt('endpoint_override',
-               help="Cinder v3 endpoint to use instead of the catalog's, "
-                    "e.g. http://cinder.example.org:8776/v3/%(project_id)s. "
-                    "%(project_id)s becomes the project of the token the "
-                    "report is sent with (the service credentials' own, or "
-                    "the caller's); when that is unknown the segment is "
-                    "left out, which Cinder accepts from microversion "
-                    "3.67."),
     cfg.IntOpt('report_deadline', default=7200, min=1,
                help="Seconds to keep retrying a status report that fails "
                     "for a transient reason (Cinder unreachable, 5xx, 429). "
@@ -54,11 +88,15 @@ opts = [
 def register_opts(conf):
     conf.register_group(group)
     conf.register_opts(opts, group=group)
+    # What ks_loading.register_adapter_conf_options() registers, with the
+    # defaults above.
+    conf.register_opts(adapter_opts, group=group)
     ks_loading.register_session_conf_options(conf, GROUP)
     ks_loading.register_auth_conf_options(conf, GROUP)
 
 
 def list_opts():
-    return {group: (opts + ks_loading.get_session_conf_options()
+    return {group: (opts + adapter_opts
+                    + ks_loading.get_session_conf_options()
                     + ks_loading.get_auth_common_conf_options()
                     + ks_loading.get_auth_plugin_conf_options('password'))}

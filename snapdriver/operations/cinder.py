@@ -42,6 +42,7 @@ import tenacity
 
 from snapdriver.conf import CONF
 from snapdriver.conf import cinder as cinder_conf
+from snapdriver import exception
 from snapdriver import objects
 from snapdriver.operations import reporter
 
@@ -69,6 +70,24 @@ class _CallerAuth(plugin.BaseAuthPlugin):
                                      region_name=region_name)
 
 
+def _adapter_options(endpoint_override=None):
+    """The ``[cinder]`` adapter options, as keystoneauth Adapter arguments.
+
+    service_type, valid_interfaces (or interface), region_name, retries...,
+    with ``endpoint_override`` as given (its project filled in).
+
+    :raises: TypeError (keystoneauth's) for values that do not go together
+    """
+    options = {'endpoint_override': endpoint_override}
+    if not (CONF.cinder.valid_interfaces or CONF.cinder.interface):
+        options['interface'] = cinder_conf.DEFAULT_INTERFACE
+    ks_loading.adapter.process_conf_options(CONF.cinder, options)
+    # cinderclient speaks v3 with microversions of its own: no discovery.
+    for name in cinder_conf.UNUSED_ADAPTER_OPTIONS:
+        options.pop(name, None)
+    return options
+
+
 class TransientReportError(Exception):
     """A report failed in a way that may succeed if tried again."""
 
@@ -86,6 +105,10 @@ class CinderAccess:
             CONF, cinder_conf.GROUP, timeout=CONF.cinder.progress_timeout)
         self._service_auth = ks_loading.load_auth_from_conf_options(
             CONF, cinder_conf.GROUP)
+        try:
+            _adapter_options()
+        except TypeError as e:
+            raise exception.ConfigurationError(reason="[cinder]: %s" % e)
 
     def client_for(self, context):
         """A cinderclient for ``context``, or None without credentials."""
@@ -134,11 +157,8 @@ class CinderAccess:
     def _client(self, context, auth, session=None):
         return cinder_client.Client(
             '3', session=session or self._session, auth=auth,
-            service_type=CONF.cinder.service_type,
-            interface=CONF.cinder.interface,
-            region_name=CONF.cinder.region_name,
-            endpoint_override=self._endpoint(context, auth),
-            global_request_id=getattr(context, 'global_request_id', None))
+            global_request_id=getattr(context, 'global_request_id', None),
+            **_adapter_options(self._endpoint(context, auth)))
 
 
 class CinderReporter(CinderAccess, reporter.StatusReporter):

@@ -353,12 +353,11 @@ class LibvirtDriver(base.BaseDriver):
             raise exception.InvalidOverlay(
                 reason="new_file %r in %s cannot be read as a disk image: %s"
                 % (new_file, location.directory, error))
-        data = (info.get('format-specific') or {}).get('data') or {}
         return chain.OverlayInfo(
-            name=new_file, exists=True, fmt=info.get('format'),
-            backing=info.get('backing-filename'),
-            backing_fmt=info.get('backing-filename-format'),
-            data_file=data.get('data-file'), identity=identity)
+            name=new_file, exists=True, fmt=info.file_format,
+            backing=info.backing_file,
+            backing_fmt=info.backing_file_format,
+            data_file=qemuimg.data_file(info), identity=identity)
 
     # Create
 
@@ -679,10 +678,14 @@ class LibvirtDriver(base.BaseDriver):
         when the active image's size cannot be read (no progress then)."""
         active = plan.disk.active
         try:
-            total = qemuimg.info(active.path, active.fmt)['virtual-size']
-        except (exception.OperationFailed, KeyError) as error:
+            total = qemuimg.info(active.path, active.fmt).virtual_size
+        except exception.OperationFailed as error:
             LOG.debug("No progress for the merge of snapshot %s: %s",
                       plan.snapshot_id, error)
+            return None
+        if total is None:
+            LOG.debug("No progress for the merge of snapshot %s: qemu-img "
+                      "gave no virtual size", plan.snapshot_id)
             return None
         return self._merges.offline(plan, total)
 

@@ -49,25 +49,25 @@ def read_chain(path, fmt):
     entries = []
     above = None
     for info in qemuimg.backing_chain(path, fmt):
-        image_path = info['filename'] if entries else path
+        image_path = info.image if entries else path
         if above is not None:
             _check_link(directory, above, image_path)
         entries.append(chain.ChainEntry(name=os.path.basename(image_path),
-                                        path=image_path, fmt=info['format']))
+                                        path=image_path, fmt=info.file_format))
         above = info
     return tuple(entries)
 
 
 def _check_link(directory, above, image_path):
-    """The link from the image ``above`` (qemu-img's JSON) to the image at
+    """The link from the image ``above`` (its QemuImgInfo) to the image at
     ``image_path`` stays among the volume's files."""
-    name = above.get('backing-filename') or ''
+    name = above.backing_file or ''
     plain = name[2:] if name.startswith('./') else name
-    where = "%s names %r as its backing file" % (above['filename'], name)
+    where = "%s names %r as its backing file" % (above.image, name)
     if not plain or '/' in plain or plain in ('.', '..'):
         reason = ("%s: a chain must name each backing file by its plain "
                   "name, in the volume's directory %s" % (where, directory))
-    elif not above.get('backing-filename-format'):
+    elif not above.backing_file_format:
         reason = ("%s without recording its format: qemu-img would guess "
                   "it" % where)
     elif os.path.lexists(image_path) and (
@@ -139,8 +139,7 @@ def check_relative(location, plan):
     rewritten = (location.names[0] if plan.kind == chain.PULL
                  else location.names[location.names.index(plan.top) - 1])
     entry = location.entry(rewritten)
-    backing = qemuimg.info(entry.path, entry.fmt).get(
-        'backing-filename') or ''
+    backing = qemuimg.info(entry.path, entry.fmt).backing_file or ''
     if backing.startswith('/'):
         raise exception.OperationFailed(
             reason="After the block %s, %s records its backing file as the "

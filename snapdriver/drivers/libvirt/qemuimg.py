@@ -21,12 +21,11 @@ instead, and no address space limit (as Nova runs its data-copying
 qemu-img calls): their virtual size grows with the I/O worker threads QEMU
 starts on a busy host, and 1 GiB was not enough ("qemu_thread_create:
 Resource temporarily unavailable"). Output is read as JSON, never as text
-meant for humans. Formats are explicit
-everywhere except :func:`probe`, whose purpose is to find out a file's
-format.
+meant for humans, by oslo.utils' ``imageutils.QemuImgInfo``. Formats are
+explicit everywhere except :func:`probe`, whose purpose is to find out a
+file's format.
 """
 
-import json
 import os
 import re
 import select
@@ -37,6 +36,8 @@ import time
 
 from oslo_concurrency import processutils
 from oslo_log import log
+from oslo_serialization import jsonutils
+from oslo_utils import imageutils
 
 from snapdriver.conf import CONF
 from snapdriver import exception
@@ -185,15 +186,36 @@ def _execute_with_progress(args, what, on_percent, timeout=None):
 def _info(args, what):
     # A hung share must not hang the request: the wall clock is limited
     # as well as the CPU.
-    out = _execute(('info', '--output=json', '--force-share') + tuple(args),
-                   what, cpu_time=CONF.libvirt.qemu_img_cpu_time,
-                   timeout=CONF.libvirt.qemu_img_info_timeout,
-                   failed=exception.ImageUnreadable)
+    return _execute(('info', '--output=json', '--force-share') + tuple(args),
+                    what, cpu_time=CONF.libvirt.qemu_img_cpu_time,
+                    timeout=CONF.libvirt.qemu_img_info_timeout,
+                    failed=exception.ImageUnreadable)
+
+
+def _image_info(text, what):
+    """One image's JSON, read by oslo.utils' QemuImgInfo."""
+    if not text.strip():
+        # (QemuImgInfo would read nothing as an image without any field.)
+        raise exception.OperationFailed(
+            reason="%s printed no valid JSON: no output" % what)
     try:
-        return json.loads(out)
+        return imageutils.QemuImgInfo(text, format='json')
     except ValueError as error:
         raise exception.OperationFailed(
             reason="%s printed no valid JSON: %s" % (what, error))
+    except AttributeError:
+        # Valid JSON, but not an object.
+        raise exception.OperationFailed(
+            reason="%s printed no description of an image" % what)
+
+
+def data_file(image):
+    """The external data file a qcow2 header names, or None.
+
+    :param image: an ``oslo_utils.imageutils.QemuImgInfo``.
+    """
+    data = (image.format_specific or {}).get('data') or {}
+    return data.get('data-file')
 
 
 def probe(path):
@@ -202,20 +224,23 @@ def probe(path):
     The one call without ``-f``: the point is to learn whether Cinder's
     overlay really is qcow2.
 
-    :returns: qemu-img's JSON (``format``, ``backing-filename``, ...).
+    :returns: an ``oslo_utils.imageutils.QemuImgInfo`` (``file_format``,
+        ``backing_file``, ...).
     :raises: ImageUnreadable (qemu-img could not read it), OperationFailed
         (it did not finish in time, or could not be started)
     """
-    return _info((path,), "qemu-img info of %s" % path)
+    what = "qemu-img info of %s" % path
+    return _image_info(_info((path,), what), what)
 
 
 def info(path, fmt):
     """The header of an image of known format.
 
-    :returns: qemu-img's JSON.
+    :returns: an ``oslo_utils.imageutils.QemuImgInfo``.
     :raises: OperationFailed
     """
-    return _info(('-f', fmt, path), "qemu-img info of %s" % path)
+    what = "qemu-img info of %s" % path
+    return _image_info(_info(('-f', fmt, path), what), what)
 
 
 def backing_chain(path, fmt):
@@ -224,11 +249,23 @@ def backing_chain(path, fmt):
     ``--force-share`` lets this read the images of a running guest too.
 
     :param fmt: the image's format (the ``<driver type>`` of the disk).
-    :returns: one dict per image, the image at ``path`` first.
+    :returns: one ``oslo_utils.imageutils.QemuImgInfo`` per image, the
+        image at ``path`` first.
     :raises: OperationFailed
     """
-    return _info(('--backing-chain', '-f', fmt, path),
-                 "qemu-img info --backing-chain of %s" % path)
+    what = "qemu-img info --backing-chain of %s" % path
+    out = _info(('--backing-chain', '-f', fmt, path), what)
+    # A JSON list, one object per image, which QemuImgInfo does not read
+    # as a whole: each object is read on its own.
+    try:
+        images = jsonutils.loads(out)
+    except ValueError as error:
+        raise exception.OperationFailed(
+            reason="%s printed no valid JSON: %s" % (what, error))
+    if not isinstance(images, list):
+        raise exception.OperationFailed(
+            reason="%s printed no list of images" % what)
+    return [_image_info(jsonutils.dumps(image), what) for image in images]
 
 
 def rebase(path, fmt, backing, backing_fmt=None, unsafe=False,

@@ -19,6 +19,8 @@ class TestStartUp(base.TestCase):
         super().setUp()
         self.useFixture(rpc_fixtures.FakeTransport())
         self.useFixture(fixtures.MockPatch('snapdriver.service.prepare'))
+        self.reports = self.useFixture(fixtures.MockPatch(
+            'snapdriver.service.setup_reports')).mock
         self.manager = mock.Mock()
         self.build = self.useFixture(fixtures.MockPatch(
             'snapdriver.service.build_operations',
@@ -35,6 +37,13 @@ class TestStartUp(base.TestCase):
                          "could not be loaded: qemu-img is missing\n",
                          self.stderr.getvalue())
         self.assertIn("Cannot start: Driver libvirt", self.log.output)
+
+    def test_reports_are_set_up_first(self):
+        # Thread dumps on SIGUSR2 from the start, hangs at start-up
+        # included.
+        self.build.side_effect = exception.ConfigurationError(reason='x')
+        agent_cmd.main([])
+        self.reports.assert_called_once_with('snapdriver-agent')
 
     def test_a_journal_that_cannot_open(self):
         self.build.side_effect = exception.ConfigurationError(
@@ -64,6 +73,7 @@ class TestRecoveryBeforeServing(base.TestCase):
     def test_order(self):
         self.useFixture(rpc_fixtures.FakeTransport())
         self.useFixture(fixtures.MockPatch('snapdriver.service.prepare'))
+        self.useFixture(fixtures.MockPatch('snapdriver.service.setup_reports'))
         order = []
         manager = mock.Mock()
         manager.driver.name = 'fake'

@@ -2,14 +2,18 @@
 without defaults."""
 
 import os
+import signal
 import socket
+from unittest import mock
 
 import fixtures
+from oslo_reports import guru_meditation_report as gmr
 
 from snapdriver import exception
 from snapdriver.operations import journal as journal_mod
 from snapdriver import service
 from snapdriver.tests import base
+from snapdriver import version
 
 
 class TestJournalLock(base.TestCase):
@@ -79,3 +83,32 @@ class TestNoDevelopmentDefaults(base.TestCase):
         self.assertIn("[DEFAULT] status_reporter is not set: set it to "
                       "'cinder' in production", str(error))
         self.assertEqual([], self.loaded)
+
+
+class TestReports(base.TestCase):
+    """Guru Meditation Reports on SIGUSR2, as the compute service has."""
+
+    def test_setup_reports(self):
+        autorun = self.useFixture(fixtures.MockPatchObject(
+            gmr.TextGuruMeditation, 'setup_autorun')).mock
+        service.setup_reports('snapdriver-api')
+        autorun.assert_called_once_with(
+            version, service_name='snapdriver-api', conf=base.CONF)
+
+    def test_sigusr2_is_handled(self):
+        # The real set-up, with the handler caught rather than installed.
+        self.conf.config(log_dir='/var/log/snapdriver', group='oslo_reports')
+        installed = self.useFixture(fixtures.MockPatch(
+            'signal.signal')).mock
+        service.setup_reports('snapdriver-agent')
+        installed.assert_called_once_with(signal.SIGUSR2, mock.ANY)
+        handle = self.useFixture(fixtures.MockPatchObject(
+            gmr.TextGuruMeditation, 'handle_signal')).mock
+        installed.call_args[0][1](signal.SIGUSR2, None)
+        handle.assert_called_once_with(version, 'snapdriver-agent',
+                                       '/var/log/snapdriver', None)
+
+    def test_version_for_the_report(self):
+        self.assertEqual('snapdriver', version.product_string())
+        self.assertEqual(version.version_string(),
+                         version.version_string_with_package())

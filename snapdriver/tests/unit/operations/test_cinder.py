@@ -12,6 +12,7 @@ from keystoneauth1 import loading as ks_loading
 
 from snapdriver import context
 from snapdriver.drivers import fake
+from snapdriver import exception
 from snapdriver import objects
 from snapdriver.operations import cinder
 from snapdriver.operations import journal as journal_mod
@@ -333,3 +334,40 @@ def _wait_for(predicate, timeout=30):
             return False
         time.sleep(0.01)
     return True
+
+
+class TestAdapterOptions(base.TestCase):
+    """[cinder]'s keystoneauth adapter options.
+
+    And the names of earlier releases.
+    """
+
+    def test_defaults(self):
+        options = cinder._adapter_options('http://c/v3')
+        self.assertEqual('volumev3', options['service_type'])
+        self.assertEqual('internal', options['interface'])
+        self.assertEqual('http://c/v3', options['endpoint_override'])
+        self.assertIsNone(options['region_name'])
+        for name in ('version', 'min_version', 'max_version'):
+            self.assertNotIn(name, options)
+
+    def test_interface_as_before(self):
+        self.conf.config(group='cinder', interface='public',
+                         region_name='RegionTwo', service_type='volume')
+        options = cinder._adapter_options()
+        self.assertEqual(('public', 'RegionTwo', 'volume'),
+                         (options['interface'], options['region_name'],
+                          options['service_type']))
+
+    def test_valid_interfaces(self):
+        self.conf.config(group='cinder', valid_interfaces=['admin', 'public'])
+        self.assertEqual(['admin', 'public'],
+                         cinder._adapter_options()['interface'])
+
+    def test_contradictions_stop_the_start(self):
+        self.conf.config(group='cinder', interface='public',
+                         valid_interfaces=['internal'])
+        error = self.assertRaises(exception.ConfigurationError,
+                                  cinder.CinderAccess)
+        self.assertIn('[cinder]', str(error))
+        self.assertIn('valid_interfaces', str(error))

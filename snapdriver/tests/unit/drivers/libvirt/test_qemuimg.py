@@ -47,7 +47,8 @@ class QemuImgTestCase(base.TestCase):
         self.execute.return_value = (json.dumps(
             {'format': 'qcow2', 'backing-filename': 'disk1_file'}), '')
         info = qemuimg.probe('/d/new-file')
-        self.assertEqual('disk1_file', info['backing-filename'])
+        self.assertEqual('qcow2', info.file_format)
+        self.assertEqual('disk1_file', info.backing_file)
         args, kwargs = self._call()
         # No -f: finding out the format is the point.
         self.assertEqual(['qemu-img', 'info', '--output=json',
@@ -57,12 +58,52 @@ class QemuImgTestCase(base.TestCase):
 
     def test_backing_chain(self):
         self.execute.return_value = ('[{"filename": "/d/a"}]', '')
-        self.assertEqual([{'filename': '/d/a'}],
-                         qemuimg.backing_chain('/d/a', 'qcow2'))
+        self.assertEqual(['/d/a'], [image.image for image in
+                                    qemuimg.backing_chain('/d/a', 'qcow2')])
         args, _kwargs = self._call()
         self.assertEqual(['qemu-img', 'info', '--output=json',
                           '--force-share', '--backing-chain', '-f', 'qcow2',
                           '/d/a'], args)
+
+    def test_fields_read(self):
+        # What qemu-img 8 prints for a qcow2 overlay with an external data
+        # file, above a raw base (trimmed).
+        overlay = {
+            'virtual-size': 64 * MIB, 'filename': '/d/top', 'format': 'qcow2',
+            'actual-size': 200704, 'cluster-size': 65536,
+            'backing-filename': 'base', 'full-backing-filename': '/d/base',
+            'backing-filename-format': 'raw', 'dirty-flag': False,
+            'format-specific': {'type': 'qcow2', 'data': {
+                'compat': '1.1', 'data-file': 'top.data',
+                'data-file-raw': False, 'lazy-refcounts': False}}}
+        base_image = {'virtual-size': 64 * MIB, 'filename': '/d/base',
+                      'format': 'raw', 'actual-size': 4096}
+        self.execute.return_value = (json.dumps([overlay, base_image]), '')
+        top, base_info = qemuimg.backing_chain('/d/top', 'qcow2')
+        self.assertEqual(('/d/top', 'qcow2', 'base', 'raw', 64 * MIB),
+                         (top.image, top.file_format, top.backing_file,
+                          top.backing_file_format, top.virtual_size))
+        self.assertEqual('top.data', qemuimg.data_file(top))
+        self.assertEqual(('/d/base', 'raw', None, None),
+                         (base_info.image, base_info.file_format,
+                          base_info.backing_file,
+                          base_info.backing_file_format))
+        self.assertIsNone(qemuimg.data_file(base_info))
+
+        self.execute.return_value = (json.dumps(overlay), '')
+        info = qemuimg.info('/d/top', 'qcow2')
+        self.assertEqual(64 * MIB, info.virtual_size)
+        self.assertEqual('top.data', qemuimg.data_file(info))
+
+    def test_output_that_is_not_an_image(self):
+        for out in ('', 'not json', '[]', '"x"'):
+            self.execute.return_value = (out, '')
+            self.assertRaises(exception.OperationFailed, qemuimg.info,
+                              '/d/a', 'qcow2')
+        for out in ('', 'not json', '{}', '[1]'):
+            self.execute.return_value = (out, '')
+            self.assertRaises(exception.OperationFailed,
+                              qemuimg.backing_chain, '/d/a', 'qcow2')
 
     def test_info_of_a_known_format(self):
         qemuimg.info('/d/a', 'qcow2')
