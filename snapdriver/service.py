@@ -19,10 +19,10 @@ from oslo_log import log
 import sqlalchemy
 
 from snapdriver.conf import CONF
+from snapdriver.drivers import loader
 from snapdriver import exception
 from snapdriver import log_escape
 from snapdriver import metrics
-from snapdriver.drivers import loader
 from snapdriver.operations import api as operations_api
 from snapdriver.operations import journal
 from snapdriver.operations import manager as manager_mod

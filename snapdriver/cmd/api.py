@@ -31,12 +31,12 @@ import sys
 import uuid
 
 from oslo_log import log
-import webob
 from waitress import channel as waitress_channel
 from waitress import parser as waitress_parser
 from waitress import server as waitress_server
 from waitress import task as waitress_task
 from waitress import utilities as waitress_utilities
+import webob
 
 from snapdriver.api import faults
 from snapdriver.api import microversion

@@ -29,7 +29,11 @@ import tempfile
 import time
 
 from bench import common
-from bench.common import ms, median, percentile, ratio, verdict
+from bench.common import median
+from bench.common import ms
+from bench.common import percentile
+from bench.common import ratio
+from bench.common import verdict
 from bench import sides
 from bench import timeline
 from snapdriver.tests.functional import guest as guest_mod

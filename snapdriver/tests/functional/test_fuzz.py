@@ -32,8 +32,8 @@ name).
 import collections
 import json
 import os
-import re
 import random
+import re
 import time
 import urllib.parse
 

@@ -17,8 +17,8 @@ import json
 import re
 import sys
 
-from oslo_messaging._drivers import common as messaging_common
 import oslo_messaging
+from oslo_messaging._drivers import common as messaging_common
 
 from snapdriver.api import faults
 from snapdriver import context as context_mod

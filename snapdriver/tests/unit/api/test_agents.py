@@ -19,8 +19,8 @@ import webtest
 
 from snapdriver.api import app
 from snapdriver import exception
-from snapdriver import version
 from snapdriver.tests.unit.api import base
+from snapdriver import version
 
 PATH = '/v2.1/os-snapdriver-agents'
 MEMBER = {'X-Auth-Token': 'someone:p1'}

@@ -19,8 +19,8 @@ vdb is a block disk without serial.
 """
 
 import os
-import threading
 import subprocess
+import threading
 import time
 from xml.etree import ElementTree
 
