@@ -38,8 +38,8 @@ import os
 import socket
 import uuid
 
-import oslo_messaging
 from oslo_log import log
+import oslo_messaging
 
 from snapdriver.conf import CONF
 from snapdriver import context as context_mod

@@ -1,3 +1,15 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
 """Start-up shared by the console script and the WSGI entry point."""
 
 import sys
@@ -8,10 +20,10 @@ from oslo_reports import guru_meditation_report as gmr
 import sqlalchemy
 
 from snapdriver.conf import CONF
+from snapdriver.drivers import loader
 from snapdriver import exception
 from snapdriver import log_escape
 from snapdriver import metrics
-from snapdriver.drivers import loader
 from snapdriver.operations import api as operations_api
 from snapdriver.operations import journal
 from snapdriver.operations import manager as manager_mod

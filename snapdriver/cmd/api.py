@@ -1,3 +1,15 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
 """snapdriver-api: serve the API with waitress.
 
 waitress reads and writes connections in one event loop and gives a
@@ -19,12 +31,12 @@ import sys
 import uuid
 
 from oslo_log import log
-import webob
 from waitress import channel as waitress_channel
 from waitress import parser as waitress_parser
 from waitress import server as waitress_server
 from waitress import task as waitress_task
 from waitress import utilities as waitress_utilities
+import webob
 
 from snapdriver.api import faults
 from snapdriver.api import microversion

@@ -40,8 +40,8 @@ from keystoneauth1 import token_endpoint
 from oslo_log import log
 import tenacity
 
-from snapdriver.conf import CONF
 from snapdriver.conf import cinder as cinder_conf
+from snapdriver.conf import CONF
 from snapdriver import exception
 from snapdriver import objects
 from snapdriver.operations import reporter

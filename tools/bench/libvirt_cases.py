@@ -1,3 +1,15 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
 """Benchmarks on real TCG guests: create, delete (event to report), merge
 throughput, and scaling with chain depth and guest count.
 
@@ -17,7 +29,11 @@ import tempfile
 import time
 
 from bench import common
-from bench.common import ms, median, percentile, ratio, verdict
+from bench.common import median
+from bench.common import ms
+from bench.common import percentile
+from bench.common import ratio
+from bench.common import verdict
 from bench import sides
 from bench import timeline
 from snapdriver.tests.functional import guest as guest_mod
