@@ -18,6 +18,7 @@
     snapdriver-manage [--config-file FILE] operations list [--state S]
         [--delivery D] [--volume V] [--limit N]
     snapdriver-manage [--config-file FILE] operations show ID
+    snapdriver-manage [--config-file FILE] operations resend ID
     snapdriver-manage [--config-file FILE] operations watch [ID ...]
         [--interval SECONDS]
 
@@ -183,6 +184,55 @@ class OperationCommands:
         print(json.dumps([objects.OperationView.from_row(row).to_dict()
                           for row in rows], indent=2))
         return 0
+
+    @args('id', metavar='ID', help="An operation id or a snapshot id (its "
+          "newest finished operation).")
+    def resend(self, id):
+        """Send the status report of a finished operation to Cinder now
+        (one given up, or still pending), with the status reporter and
+        credentials of this configuration, and journal what became of it.
+        Exit code 0 when delivered, 1 when not, 2 when there is nothing to
+        send."""
+        import threading
+
+        from snapdriver.operations import delivery as delivery_mod
+        from snapdriver.operations import reporter as reporter_mod
+        from snapdriver import plugins
+
+        journal = _journal()
+        if journal is None:
+            return 1
+        rows = [row for row in journal.listing(ids=[id])
+                if row['state'] in objects.FINAL]
+        if not rows:
+            sys.stderr.write("snapdriver-manage: no finished operation %s "
+                             "in this host's journal (a queued or running "
+                             "one is reported when it ends)\n" % id)
+            return 2
+        row = rows[-1]
+        if row['delivery'] == objects.DELIVERED:
+            sys.stderr.write("snapdriver-manage: the %s report of snapshot "
+                             "%s (operation %s) was delivered at %s; nothing "
+                             "to resend\n" % (row['status'],
+                                              row['snapshot_id'], row['id'],
+                                              row['reported_at']))
+            return 2
+        if not CONF.status_reporter:
+            sys.stderr.write("snapdriver-manage: [DEFAULT] status_reporter "
+                             "is not set\n")
+            return 1
+        reporter = plugins.load(reporter_mod.NAMESPACE, CONF.status_reporter,
+                                'status reporter')
+        sender = delivery_mod.ReportDelivery(journal, reporter,
+                                             threading.Condition())
+        try:
+            row = sender.send_now(row['id'])
+        finally:
+            sender.shutdown(wait=False)
+        print("%s report of snapshot %s (operation %s): %s, %s"
+              % (row['status'], row['snapshot_id'], row['id'],
+                 row['delivery'], row['delivery_detail']))
+        return 0 if row['delivery'] == objects.DELIVERED else 1
 
     @args('ids', metavar='ID', nargs='*',
           help="Operation or snapshot ids to follow (default: every "

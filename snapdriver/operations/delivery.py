@@ -143,6 +143,17 @@ class ReportDelivery:
         self.close()
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
+    def send_now(self, operation_id):
+        """Send the report of a finished operation now, in this thread,
+        whatever became of it before (``snapdriver-manage operations
+        resend``), and journal the outcome.
+
+        :returns: the operation's row afterwards.
+        """
+        self.journal.update(operation_id, delivery=objects.PENDING)
+        self._send(operation_id)
+        return self.journal.get(operation_id)
+
     def _deliver(self, operation_id, only_if_pending):
         try:
             if only_if_pending:

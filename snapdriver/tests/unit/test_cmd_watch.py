@@ -10,7 +10,8 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""snapdriver-manage operations list, show and watch, on a journal."""
+"""snapdriver-manage operations list, show, watch and resend, on a
+journal."""
 
 import io
 import json
@@ -23,6 +24,7 @@ from snapdriver.cmd import manage
 from snapdriver.cmd import watch
 from snapdriver import objects
 from snapdriver.operations import journal as journal_mod
+from snapdriver.testing import contract
 from snapdriver.tests import base
 
 MiB = 1 << 20
@@ -213,3 +215,43 @@ class TestOperationCommands(JournalTestCase):
         self.assertEqual(('running', None, 50),
                          (conf.category.state, conf.category.delivery,
                           conf.category.limit))
+
+
+class TestResend(JournalTestCase):
+    """operations resend: a given-up or pending report, sent now."""
+
+    def setUp(self):
+        super().setUp()
+        self.conf.config(status_reporter='recording')
+        self.reporter = contract.RecordingReporter()
+        self.useFixture(fixtures.MockPatch(
+            'snapdriver.plugins.load', return_value=self.reporter))
+        self.stderr = self.useFixture(fixtures.MockPatch(
+            'sys.stderr', io.StringIO())).mock
+        self.stdout = self.useFixture(fixtures.MockPatch(
+            'sys.stdout', io.StringIO())).mock
+
+    def test_a_given_up_report_is_sent_and_journalled(self):
+        self.add('op1', state=objects.SUCCEEDED, status=objects.DELETING,
+                 delivery=objects.GIVEN_UP, report_attempts=40,
+                 delivery_detail='gave up after 40 attempt(s)')
+        self.assertEqual(0, manage.OperationCommands().resend('snap-op1'))
+        self.assertEqual([('snap-op1', 'deleting', '90%')],
+                         self.reporter.reports)
+        row = self.journal.get('op1')
+        self.assertEqual((objects.DELIVERED, 'recorded', 41),
+                         (row['delivery'], row['delivery_detail'],
+                          row['report_attempts']))
+        self.assertIn('deleting report of snapshot snap-op1 (operation '
+                      'op1): delivered, recorded', self.stdout.getvalue())
+
+    def test_nothing_to_send(self):
+        self.add('op1', state=objects.RUNNING)
+        self.add('op2', state=objects.SUCCEEDED, status=objects.CREATING,
+                 delivery=objects.DELIVERED)
+        commands = manage.OperationCommands()
+        self.assertEqual(2, commands.resend('op1'))
+        self.assertIn('no finished operation op1', self.stderr.getvalue())
+        self.assertEqual(2, commands.resend('op2'))
+        self.assertIn('was delivered at', self.stderr.getvalue())
+        self.assertEqual([], self.reporter.reports)
