@@ -38,16 +38,23 @@ NOAUTH_WARNING = (
 class _Request(pecan.Request):
     """What Pecan reads of a request, narrowed to what this API means.
 
-    Pecan would decode a JSON body into keyword arguments, and answer a
-    body that is not UTF-8 with a bare 400: controllers parse and validate
-    bodies themselves, with messages that name what is wrong. And the API
-    speaks JSON only: like the compute API it answers in JSON whatever
-    ``Accept`` says, rather than a 406.
+    Pecan would decode a JSON body (or a form) into keyword arguments, and
+    answer a body that is not UTF-8 with a bare 400: controllers parse and
+    validate bodies themselves, with messages that name what is wrong. And
+    the API speaks JSON only: like the compute API it answers in JSON
+    whatever ``Accept`` says, rather than a 406.
     """
 
     @property
     def json(self):
         return {}
+
+    @property
+    def POST(self):
+        # Pecan reads the request's parameters, form fields included, to
+        # route it; a form body (a multipart one with a broken boundary,
+        # say) is not this API's business and must not make a 500.
+        return webob.multidict.NoVars('form bodies are not read')
 
     @property
     def accept(self):

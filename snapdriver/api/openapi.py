@@ -553,13 +553,19 @@ def build():
     paths['/v2.1'] = _public_get(
         'showVersion', "The v2.1 version",
         _json_response("The v2.1 version.", 'VersionDocument'))
-    paths['/healthcheck'] = _public_get('healthcheck', "Liveness", {
-        'description': "The service is up.",
+    paths['/healthcheck'] = _public_get('healthcheck', "Health", {
+        'description': "Healthy: 'OK', then a line per check ('hypervisor: "
+                       "OK', 'journal: OK', 'message broker: not used by "
+                       "this process', ...).",
         'headers': _response_headers(),
         'content': {'text/plain': {'schema': {'type': 'string',
-                                              'enum': ['OK']}}},
-    }, description="Needs no token. Like oslo.middleware's healthcheck, "
-                   "it answers whatever the method.")
+                                              'pattern': '^OK'}}},
+    }, description="oslo.middleware's health check with snapdriver's "
+                   "checks as its plugins (doc/deploying.md, 'The health "
+                   "check'). Needs no token; with an admin's token "
+                   "(policy snapdriver:healthcheck:detail) it is the "
+                   "detailed view. Unhealthy: a 503 naming the failing "
+                   "checks.")
     paths[PATH] = _public_get(
         'showOpenAPI', "This document", {
             'description': "The OpenAPI document of the API.",

@@ -639,10 +639,23 @@ class TestFaults(base.FunctionalTestCase):
                                     '%d; re-sent after' % refused.status)
         self.assertEqual(503, refused.status, refused)
         self.assertEqual([], self.rows(create))
+        # The health check says so (the hypervisor plugin), the journal
+        # still takes writes.
+        health = server.request(self.sd.port, 'GET', '/healthcheck')
+        timeline.mark('/healthcheck while libvirtd is down: HTTP %d %s'
+                      % (health.status, ' / '.join(
+                          health.body.decode().splitlines())))
+        self.assertEqual(503, health.status, health)
+        self.assertIn(b'hypervisor: failing', health.body)
+        self.assertIn(b'journal: OK', health.body)
         time.sleep(1.0)
         self.libvirtd.start_daemon()
         timeline.mark('libvirtd started again')
         self.reconnect(volumes)
+        health = server.request(self.sd.port, 'GET', '/healthcheck')
+        timeline.mark('/healthcheck after the restart: HTTP %d'
+                      % health.status)
+        self.assertEqual(200, health.status, health)
         after = self.job(a)
         timeline.mark('1a job after the restart: %s' % after)
         self.assertTrue(after and after['cur'] < after['end'],

@@ -685,11 +685,15 @@ class RegionFaultsTest(base.FunctionalTestCase):
                                    'message broker cannot be reached')
             record.check('broker down: %s' % what, '503 after %.3f s'
                          % took, '<= %.0f s' % PROMPT, True)
+        # The API process is up and says what it misses.
         health = server.request(api.port, 'GET', '/healthcheck')
-        self.assertEqual(200, health.status)
+        self.assertEqual(503, health.status, health)
+        self.assertIn(b'message broker: failing', health.body)
         self.assertIsNone(agent.process.poll())
         self.assertIsNone(api.process.poll())
-        timeline.mark('API process answers /healthcheck; both processes up')
+        timeline.mark('API process answers /healthcheck: %d %s; both '
+                      'processes up' % (health.status, ' / '.join(
+                          health.body.decode().splitlines())))
 
         # The accepted operations go on and are reported meanwhile.
         deadline = time.monotonic() + 3 * OPERATION_DELAY + 10
@@ -745,6 +749,9 @@ class RegionFaultsTest(base.FunctionalTestCase):
         region.wait_agents(api.port, TOKEN, [agent.host], timeout=30)
         timeline.mark('agents list: %s up (reports flow again)'
                       % agent.host)
+        health = server.request(api.port, 'GET', '/healthcheck')
+        self.assertEqual(200, health.status, health)
+        self.assertIn(b'message broker: OK', health.body)
         record.check('API and agent reconnected by themselves',
                      'GET 200 %.1f s after start_app' % (back - started),
                      'without a restart', True)

@@ -336,3 +336,18 @@ class TestStubDriver(base.ApiTestCase):
                           'only implemented by the libvirt driver')
         response = self.delete({'volume_id': 'v'}, status=400)
         self.assert_fault(response, 400, 'badRequest', 'The hyperv driver')
+
+
+class TestFormBodies(base.ApiTestCase):
+    """A form body is never read (Pecan would, to route: found by the
+    fuzz, a multipart body with a broken boundary was a 500)."""
+
+    def test_a_broken_multipart_body_is_no_500(self):
+        for path, expected in (('/v2.1/', 405),
+                               ('/v2.1/os-assisted-volume-snapshots', 405)):
+            answer = self.app.request(
+                path, method='PATCH', headers=dict(
+                    base.ADMIN, **{'Content-Type': 'multipart/form-data; '
+                                   'boundary=x, \xc3\x81'}),
+                body=b'', expect_errors=True)
+            self.assertEqual(expected, answer.status_int, answer)
