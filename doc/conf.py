@@ -24,6 +24,7 @@ and ``show-policy`` directives in configuration.md and policy.md), and so
 are the sample files (written under _static/, which git ignores).
 """
 
+import importlib.metadata
 import os
 import re
 
@@ -134,6 +135,17 @@ def _check_references(app, doctree, docname):
     that went missing."""
     if docname == 'configuration':
         from snapdriver.conf import opts
+        # show-options only logs a namespace that it cannot load.
+        known = {entry.name for entry in
+                 importlib.metadata.entry_points(group='oslo.config.opts')}
+        with open(config_generator_config_file, encoding='utf-8') as f:
+            for line in f:
+                name, _, value = line.partition('=')
+                if name.strip() == 'namespace' and value.strip() not in known:
+                    LOG.warning("namespace %s of %s has no oslo.config.opts "
+                                "entry point", value.strip(),
+                                config_generator_config_file,
+                                location=docname)
         documented = {target.lower() for target in
                       app.env.domaindata['oslo.config']['options']}
         for group, options in opts.list_opts():
