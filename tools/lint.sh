@@ -32,7 +32,7 @@ fi
 
 status=0
 echo "lint: flake8" >&2
-"$flake8" snapdriver tools examples releasenotes/source setup.py || status=1
+"$flake8" snapdriver tools examples releasenotes/source doc/conf.py setup.py || status=1
 echo "lint: reno lint" >&2
 # reno says which configuration and notes it reads; only problems matter.
 if ! out=$("$reno" -q lint 2>&1); then

@@ -3,9 +3,10 @@
 # system packages (libvirt, QEMU), the virtualenv, a private libvirtd for the
 # functional tests and a RabbitMQ broker for the API tier's (the machine's,
 # or a private node; see tools/with-rabbitmq.sh; stopped afterwards), then
-# stestr. Ends with the line
-# "N passed, N failed, N skipped". Extra arguments go to `stestr run` as a
-# filter, e.g. tools/run-tests.sh test_chain
+# stestr. Before the tests it builds the documentation (tools/build-docs.sh,
+# warnings as errors); a failed build counts as one failure. Ends with the
+# line "N passed, N failed, N skipped". Extra arguments go to `stestr run`
+# as a filter, e.g. tools/run-tests.sh test_chain
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +20,24 @@ cinder_venv=$(tools/setup-cinder-venv.sh)
 export SNAPDRIVER_TEST_CINDER_VENV=$cinder_venv
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+docs_log=$(mktemp)
+trap 'rm -f "$log" "$docs_log"' EXIT
+
+# The documentation, with warnings as errors: a reference that no longer
+# builds fails the run. Its output goes to a log, shown when it fails.
+docs_failed=0
+echo "run-tests: building the documentation (tools/build-docs.sh)"
+start=$SECONDS
+if SNAPDRIVER_VENV=$venv tools/build-docs.sh -q >"$docs_log" 2>&1; then
+    echo "run-tests: documentation built in $((SECONDS - start)) s" \
+         "(doc/build/html)"
+else
+    docs_failed=1
+    echo "run-tests: the documentation does not build:"
+    grep -E 'WARNING|ERROR|Error|error:' "$docs_log" | tail -n 40 \
+        || tail -n 40 "$docs_log"
+fi
+
 set +e
 tools/with-libvirtd.sh tools/with-rabbitmq.sh \
     "$venv/bin/python" -m stestr run --color "$@" 2>&1 \
@@ -39,6 +57,12 @@ if ((status != 0 && failed == 0)); then
     # stestr failed without counting a failed test (import error, crash):
     # count it as one, so the summary never reads as a clean run.
     failed=1
+fi
+if ((docs_failed)); then
+    echo "run-tests: the documentation build failed (see above," \
+         "or run tools/build-docs.sh); counted as one failure"
+    failed=$((failed + 1))
+    ((status != 0)) || status=1
 fi
 echo "$passed passed, $failed failed, $skipped skipped"
 exit "$status"
