@@ -14,7 +14,11 @@
 
 from oslo_config import cfg
 
-group = cfg.OptGroup('agent', title='Per-host agent')
+group = cfg.OptGroup(
+    'agent', title='Per-host agent',
+    help="snapdriver-agent, one per hypervisor host of a region: how often it "
+         "tells the API tier that it is up and which volumes its driver "
+         "sees.")
 
 opts = [
     cfg.IntOpt('report_interval', default=10, min=1,

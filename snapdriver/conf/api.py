@@ -14,7 +14,11 @@
 
 from oslo_config import cfg
 
-group = cfg.OptGroup('api', title='REST API server')
+group = cfg.OptGroup(
+    'api', title='REST API server',
+    help="snapdriver-api: where it listens, the limits it puts on requests, "
+         "and, in a region, how it dispatches requests to the agents "
+         "(dispatch, host_locator, agent_timeout, agent_down_time).")
 
 opts = [
     cfg.HostAddressOpt('bind_host', default='0.0.0.0',

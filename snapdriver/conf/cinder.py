@@ -25,7 +25,12 @@ from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
 GROUP = 'cinder'
-group = cfg.OptGroup(GROUP, title='Cinder status reports')
+group = cfg.OptGroup(
+    GROUP, title='Cinder status reports',
+    help="How the cinder status reporter reaches Cinder: keystoneauth's "
+         "session, authentication (snapdriver's own service credentials; "
+         "without them the caller's token) and adapter options, and how "
+         "long a report is retried.")
 
 ENDPOINT_OVERRIDE_HELP = (
     "Cinder v3 endpoint to use instead of the catalog's, e.g. "

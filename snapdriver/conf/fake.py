@@ -14,7 +14,10 @@
 
 from oslo_config import cfg
 
-group = cfg.OptGroup('fake', title='Fake driver')
+group = cfg.OptGroup(
+    'fake', title='Fake driver',
+    help="The in-memory fake driver ([DEFAULT] driver = fake), for tests "
+         "and demos: its guests, and how long its work pretends to take.")
 
 opts = [
     cfg.StrOpt('inventory_file',

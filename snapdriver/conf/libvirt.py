@@ -14,7 +14,11 @@
 
 from oslo_config import cfg
 
-group = cfg.OptGroup('libvirt', title='libvirt driver')
+group = cfg.OptGroup(
+    'libvirt', title='libvirt driver',
+    help="The libvirt driver ([DEFAULT] driver = libvirt): the libvirtd it "
+         "talks to, quiescing, block jobs (timeouts, bandwidth) and the "
+         "limits put on qemu-img.")
 
 QUIESCE_CHOICES = [
     ('never', 'Do not ask for a quiesced snapshot: no guest agent is '

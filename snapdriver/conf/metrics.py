@@ -14,7 +14,10 @@
 
 from oslo_config import cfg
 
-group = cfg.OptGroup('metrics', title='Prometheus metrics')
+group = cfg.OptGroup(
+    'metrics', title='Prometheus metrics',
+    help="The Prometheus metrics of snapdriver-api (doc/deploying.md, "
+         "'Metrics').")
 
 opts = [
     cfg.BoolOpt('enabled', default=False,
