@@ -43,6 +43,36 @@ def _tier():
     return CONF.api.dispatch == 'agents'
 
 
+class _Refused(Exception):
+    """A check's failure, as its Result."""
+
+    def __init__(self, result):
+        super().__init__(result.details)
+        self.result = result
+
+
+def _installed(namespace, option, what, choice):
+    """The class of the plugin ``[DEFAULT] <option>`` names.
+
+    :param choice: what to set the option to, for the message.
+    :raises: _Refused when it is unset or not installed.
+    """
+    name = CONF[option]
+    if not name:
+        raise _Refused(Result(Code.FAILURE, "[DEFAULT] %s is not set: set "
+                              "it to %s." % (option, choice)))
+    try:
+        return plugins.find(namespace, name, what)
+    except Exception as error:
+        raise _Refused(Result(Code.FAILURE, str(error)))
+
+
+def _driver_class():
+    from snapdriver.drivers import loader
+    return _installed(loader.NAMESPACE, 'driver', 'driver',
+                      "'libvirt' on a hypervisor host")
+
+
 class Checks(upgradecheck.UpgradeCommands):
     """The checks of ``upgrade check``, in the order printed."""
 
@@ -50,15 +80,10 @@ class Checks(upgradecheck.UpgradeCommands):
         if _tier():
             return Result(Code.SUCCESS, "An API tier ([api] dispatch = "
                           "agents) needs no driver.")
-        from snapdriver.drivers import loader
-        if not CONF.driver:
-            return Result(Code.FAILURE, "[DEFAULT] driver is not set: set "
-                          "it to 'libvirt' on a hypervisor host.")
         try:
-            driver_class = plugins.find(loader.NAMESPACE, CONF.driver,
-                                        'driver')
-        except Exception as error:
-            return Result(Code.FAILURE, str(error))
+            driver_class = _driver_class()
+        except _Refused as refused:
+            return refused.result
         if CONF.driver == 'fake':
             return Result(Code.WARNING, "[DEFAULT] driver is 'fake': an "
                           "in-memory host for tests and demos, no guest is "
@@ -72,15 +97,12 @@ class Checks(upgradecheck.UpgradeCommands):
             return Result(Code.SUCCESS, "An API tier reports nothing: its "
                           "agents do.")
         from snapdriver.operations import reporter
-        if not CONF.status_reporter:
-            return Result(Code.FAILURE, "[DEFAULT] status_reporter is not "
-                          "set: set it to 'cinder', with [cinder] "
-                          "credentials.")
         try:
-            plugins.find(reporter.NAMESPACE, CONF.status_reporter,
-                         'status reporter')
-        except Exception as error:
-            return Result(Code.FAILURE, str(error))
+            _installed(reporter.NAMESPACE, 'status_reporter',
+                       'status reporter', "'cinder', with [cinder] "
+                       "credentials")
+        except _Refused as refused:
+            return refused.result
         if CONF.status_reporter == 'log':
             return Result(Code.WARNING, "[DEFAULT] status_reporter is "
                           "'log': Cinder is never told an outcome, and waits "
@@ -96,11 +118,9 @@ class Checks(upgradecheck.UpgradeCommands):
     def _check_hypervisor(self):
         if _tier():
             return Result(Code.SUCCESS, "An API tier has no hypervisor.")
-        from snapdriver.drivers import loader
         try:
-            driver_class = plugins.find(loader.NAMESPACE, CONF.driver or '',
-                                        'driver')
-        except Exception:
+            driver_class = _driver_class()
+        except _Refused:
             return Result(Code.FAILURE, "No driver to ask (see the driver "
                           "check).")
         try:
