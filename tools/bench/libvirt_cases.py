@@ -532,15 +532,17 @@ def bench_components(env):
                   volume.uuid).XMLDesc(0)))
 
         for mode in ('NORMAL', 'FULL'):
+            # [database] sqlite_synchronous: false is NORMAL, true FULL.
             journal = journal_mod.Journal(
                 'sqlite:///%s' % os.path.join(env.share, 'journal-%s.sqlite'
-                                              % mode), mode)
+                                              % mode),
+                sqlite_synchronous=mode == 'FULL', migrate=True)
             row = journal.add({
                 'id': 'parts-%s' % mode, 'snapshot_id': 's', 'kind': 'create',
                 'volume_id': 'v', 'state': 'queued', 'report_attempts': 0,
                 'request': {'new_file': 'x' * 200},
                 'created_at': journal_mod.utcnow()})
-            timed('journal update of one operation, `sqlite_synchronous = '
+            timed('journal update of one operation, SQLite `synchronous = '
                   '%s`' % mode,
                   lambda: journal.update(row['id'], state='running',
                                          started_at=journal_mod.utcnow()),
