@@ -400,8 +400,17 @@ class RegionFaultsTest(base.FunctionalTestCase):
                          agent.log_text())
 
     def wait_done(self, api, snapshot_id, timeout=20):
-        [operation] = server.wait_for_operations(
-            api.port, snapshot_id, token=TOKEN, timeout=timeout)
+        """The operation once it succeeded and its report left pending
+        (the outcome is journalled first, the report delivered just
+        after: a GET between the two sees it pending)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            [operation] = server.wait_for_operations(
+                api.port, snapshot_id, token=TOKEN, timeout=timeout)
+            if (operation['status_report']['delivery'] != 'pending'
+                    or time.monotonic() > deadline):
+                break
+            time.sleep(0.05)
         self.assertEqual('succeeded', operation['state'], operation)
         self.assertEqual('delivered',
                          operation['status_report']['delivery'], operation)
