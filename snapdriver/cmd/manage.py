@@ -33,14 +33,11 @@ command returns the process's exit code.
 """
 
 import json
-import os
 import sys
 import time
 
 from oslo_config import cfg
 from oslo_log import log
-
-import sqlalchemy as sa
 
 from snapdriver.conf import CONF
 from snapdriver import objects
@@ -119,14 +116,14 @@ class AgentCommands:
 def _journal():
     """This host's journal, or None (said on stderr) when there is none:
     a command that reads it must not make an empty one."""
+    from snapdriver.db import api as db_api
     from snapdriver.operations import journal as journal_mod
 
-    url = sa.engine.make_url(CONF.database.connection)
-    if (url.get_backend_name() == 'sqlite' and url.database
-            and not os.path.exists(url.database)):
+    missing = db_api.missing_sqlite_file()
+    if missing:
         sys.stderr.write("snapdriver-manage: no journal at %s ([database] "
                          "connection): run this where snapdriver-api or "
-                         "snapdriver-agent runs\n" % url.database)
+                         "snapdriver-agent runs\n" % missing)
         return None
     return journal_mod.Journal()
 

@@ -23,7 +23,6 @@ defines). Run it after an upgrade (after ``snapdriver-manage db sync``) and
 before starting the service.
 """
 
-import os
 import sys
 
 from oslo_upgradecheck import upgradecheck
@@ -138,11 +137,10 @@ class Checks(upgradecheck.UpgradeCommands):
         from snapdriver.db import migration
         where = sa.engine.make_url(CONF.database.connection).render_as_string(
             hide_password=True)
-        url = sa.engine.make_url(CONF.database.connection)
-        if (url.get_backend_name() == 'sqlite' and url.database
-                and not os.path.exists(url.database)):
+        missing = db_api.missing_sqlite_file()
+        if missing:
             return Result(Code.FAILURE, "There is no journal at %s: run "
-                          "'snapdriver-manage db sync'." % url.database)
+                          "'snapdriver-manage db sync'." % missing)
         try:
             engine = db_api.create_engine()
             current = migration.version(engine)
@@ -154,9 +152,7 @@ class Checks(upgradecheck.UpgradeCommands):
                           "not %s: run 'snapdriver-manage db sync'."
                           % (where, current or 'none', migration.head()))
         try:
-            with engine.begin() as conn:
-                conn.execute(sa.text('UPDATE alembic_version '
-                                     'SET version_num = version_num'))
+            migration.touch(engine)
         except Exception as error:
             return Result(Code.FAILURE, "The journal %s takes no write: %s"
                           % (where, error))

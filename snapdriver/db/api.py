@@ -36,6 +36,17 @@ def in_memory(url):
             and url.database in (None, '', ':memory:'))
 
 
+def missing_sqlite_file(url=None):
+    """The path of the SQLite file ``url`` (default ``[database]
+    connection``) names when it does not exist, else None: what reads a
+    journal must not make an empty one."""
+    url = sa.engine.make_url(url or CONF.database.connection)
+    if (url.get_backend_name() == 'sqlite' and not in_memory(url)
+            and not os.path.exists(url.database)):
+        return url.database
+    return None
+
+
 def _sqlite_pragmas(synchronous):
     def set_pragmas(dbapi_connection, connection_record):
         cursor = dbapi_connection.cursor()

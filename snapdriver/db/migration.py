@@ -105,6 +105,15 @@ def upgrade(engine, revision='head'):
     return before, version(engine)
 
 
+def touch(engine):
+    """Write to the journal without changing it: its revision row,
+    rewritten with itself (the health checks' write). Raises what the
+    database says."""
+    with engine.begin() as conn:
+        conn.execute(sa.text('UPDATE alembic_version '
+                             'SET version_num = version_num'))
+
+
 def check(engine, where):
     """Refuse a journal that is not exactly at the newest revision.
 

@@ -139,11 +139,11 @@ class Journal:
         return states, pending
 
     def check_writable(self):
-        """Write to the journal without changing it (its schema version
-        row rewritten with itself); raises what the database says."""
-        with self._lock, self.engine.begin() as conn:
-            conn.execute(sa.text('UPDATE alembic_version '
-                                 'SET version_num = version_num'))
+        """Write to the journal without changing it
+        (:func:`snapdriver.db.migration.touch`); raises what the database
+        says."""
+        with self._lock:
+            migration.touch(self.engine)
 
     def add(self, record):
         """Insert a new operation; ``seq`` orders operations as accepted."""
