@@ -56,6 +56,15 @@ opts = [
                      "where nothing but snapdriver changes those guests' "
                      "disks and the compute service's records are kept "
                      "right by other means."),
+    cfg.IntOpt('disk_index_refresh', default=60, min=0,
+               help="Seconds after which the index of disks by serial is "
+                    "rebuilt by reading every guest's XML. Between two "
+                    "rebuilds a request reads only the guests that the "
+                    "index names (checked: a wrong entry means a full "
+                    "read), and libvirt's domain events name the guests to "
+                    "read again, so the cost of a request does not grow "
+                    "with the number of guests. 0 reads every guest for "
+                    "every request."),
     cfg.IntOpt('block_job_timeout', default=7200, min=1,
                help="Seconds a block pull or commit of a running guest may "
                     "take; a job still running then is aborted and the "

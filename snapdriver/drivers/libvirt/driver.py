@@ -41,6 +41,7 @@ from snapdriver.drivers import base
 from snapdriver.drivers import kit
 from snapdriver.drivers.libvirt import blockdev
 from snapdriver.drivers.libvirt import blockjob
+from snapdriver.drivers.libvirt import diskindex
 from snapdriver.drivers.libvirt import domxml
 from snapdriver.drivers.libvirt import flush
 from snapdriver.drivers.libvirt import host
@@ -65,6 +66,10 @@ DEFAULT_FORMAT = 'raw'
 #: dropped under a call that changes a disk: only the chain can tell then
 #: whether QEMU did it.
 RECONNECT_TIMEOUT = 120
+
+
+def _serials(domain):
+    return [disk.serial for disk in domain.disks if disk.serial]
 
 
 def _libvirt_message(error):
@@ -94,9 +99,12 @@ class LibvirtDriver(base.BaseDriver):
         self._jobs = blockjob.BlockJobTracker()
         self._slots = blockjob.GuestJobSlots()
         self._merges = progress.MergeJobs()
+        self._index = diskindex.DiskIndex(CONF.libvirt.disk_index_refresh)
         host.start_event_loop()
         self._host = host.Host(CONF.libvirt.connection_uri,
-                               self._jobs.handle_event)
+                               self._jobs.handle_event,
+                               on_domain_change=self._index.changed,
+                               on_connect=self._index.forget_all)
         self._check_connection()
         self._undo_left_over()
 
@@ -196,13 +204,11 @@ class LibvirtDriver(base.BaseDriver):
 
         :raises: OperationFailed when libvirtd cannot be reached.
         """
-        serials = set()
-        for dom in self._domains():
-            domain = self._parse(dom)
-            if domain is not None:
-                serials.update(disk.serial for disk in domain.disks
-                               if disk.serial)
-        return sorted(serials)
+        if self._index_usable():
+            self._read_changed_guests()
+        else:
+            self._read_all_guests()
+        return sorted(self._index.serials())
 
     def _domains(self):
         try:
@@ -213,14 +219,73 @@ class LibvirtDriver(base.BaseDriver):
                           _libvirt_message(error))
 
     def _find_disks(self, volume_id):
-        found = []
+        """Every disk whose serial is ``volume_id``, as ``(dom, domain,
+        disk)``: from the guests the disk index names, checked; from every
+        guest when the index is stale, names none, or named a guest that no
+        longer holds the disk (see :mod:`diskindex`)."""
+        if self._index_usable():
+            self._read_changed_guests()
+            found = self._read_indexed(volume_id)
+            if found:
+                return found
+        return [(dom, domain, disk)
+                for dom, domain in self._read_all_guests()
+                for disk in domain.disks if disk.serial == volume_id]
+
+    def _index_usable(self):
+        # The connection first: a new one voids the index (events sent
+        # while there was none are lost).
+        try:
+            self._host.get_connection()
+        except libvirt.libvirtError as error:
+            raise _failed("Cannot reach libvirtd at %s: %s",
+                          CONF.libvirt.connection_uri,
+                          _libvirt_message(error))
+        return not self._index.needs_rebuild()
+
+    def _read_all_guests(self):
+        """Every guest's parsed XML, as ``(dom, domain)``; the disk index
+        is rebuilt from them."""
+        token = self._index.begin_rebuild()
+        guests = []
         for dom in self._domains():
             domain = self._parse(dom)
-            if domain is None:
-                continue
-            found.extend((dom, domain, disk) for disk in domain.disks
-                         if disk.serial == volume_id)
+            if domain is not None:
+                guests.append((dom, domain))
+        self._index.rebuild(token, {domain.uuid: _serials(domain)
+                                    for dom, domain in guests})
+        return guests
+
+    def _read_changed_guests(self):
+        for uuid in self._index.take_changed():
+            domain = self._read_guest(uuid)[1]
+            self._index.update(uuid, _serials(domain) if domain else None)
+
+    def _read_indexed(self, volume_id):
+        found = []
+        for uuid in self._index.guests(volume_id):
+            dom, domain = self._read_guest(uuid)
+            self._index.update(uuid, _serials(domain) if domain else None)
+            disks = [disk for disk in domain.disks
+                     if disk.serial == volume_id] if domain else []
+            if not disks:
+                # A stale entry: an event was missed; trust no entry.
+                return None
+            found.extend((dom, domain, disk) for disk in disks)
         return found
+
+    def _read_guest(self, uuid):
+        """``(dom, domain)`` of one guest; ``(None, None)`` if it is gone."""
+        try:
+            dom = self._host.lookup(uuid)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None, None
+            raise _failed("Cannot look up guest %s at %s: %s", uuid,
+                          CONF.libvirt.connection_uri,
+                          _libvirt_message(error))
+        domain = self._parse(dom)
+        return (dom, domain) if domain is not None else (None, None)
 
     @staticmethod
     def _parse(dom):

@@ -77,11 +77,20 @@ class Host:
     :param uri: the connection URI.
     :param on_block_job: called as ``on_block_job(uuid, disk, type,
         status)`` for each BLOCK_JOB_2 event, in the event loop thread.
+    :param on_domain_change: called as ``on_domain_change(uuid)`` when a
+        domain may have gained or lost disks (lifecycle events: defined,
+        undefined, started, stopped; a device added or removed), in the
+        event loop thread.
+    :param on_connect: called after each new connection is opened and its
+        callbacks registered: events sent while there was none are lost.
     """
 
-    def __init__(self, uri, on_block_job):
+    def __init__(self, uri, on_block_job, on_domain_change=None,
+                 on_connect=None):
         self._uri = uri
         self._on_block_job = on_block_job
+        self._on_domain_change = on_domain_change
+        self._on_connect = on_connect
         self._lock = threading.Lock()
         self._conn = None
         self._closed = False
@@ -129,8 +138,39 @@ class Host:
         except libvirt.libvirtError as error:
             LOG.warning("No block job events from %s (%s); block jobs are "
                         "followed by polling only", self._uri, error)
+        if self._on_domain_change is not None:
+            self._register_domain_events(conn)
+        if self._on_connect is not None:
+            self._on_connect()
         LOG.info("Connected to %s", self._uri)
         return conn
+
+    def _register_domain_events(self, conn):
+        for event, callback in (
+                (libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle_event),
+                (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
+                 self._device_event),
+                (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                 self._device_event)):
+            try:
+                conn.domainEventRegisterAny(None, event, callback, None)
+            except libvirt.libvirtError as error:
+                # The disk index then trusts nothing but its full reads.
+                LOG.warning("No domain events (%s) from %s (%s)", event,
+                            self._uri, error)
+                self._on_domain_change(None)
+
+    def _lifecycle_event(self, conn, dom, event, detail, opaque):
+        self._domain_changed(dom)
+
+    def _device_event(self, conn, dom, alias, opaque):
+        self._domain_changed(dom)
+
+    def _domain_changed(self, dom):
+        try:
+            self._on_domain_change(dom.UUIDString())
+        except Exception:
+            LOG.exception("Handling a domain event failed")
 
     def _closed_by_libvirt(self, conn, reason, opaque):
         # Runs in the event loop thread: only mark the connection; the next

@@ -579,10 +579,27 @@ class FakeConnection:
         return self.calls_of('snapshotCreateXML', 'blockRebase',
                              'blockCommit', 'blockJobAbort')
 
-    def add_domain(self, name, disks, **kwargs):
+    def add_domain(self, name, disks, events=True, **kwargs):
+        """Define a domain; libvirt says so with a DEFINED lifecycle event
+        (``events=False``: one that got lost)."""
         domain = FakeDomain(self, name, disks, **kwargs)
         self.domains.append(domain)
+        if events:
+            self.emit_lifecycle(domain)
         return domain
+
+    def emit_lifecycle(self, domain, event=None, detail=0):
+        event = (libvirt.VIR_DOMAIN_EVENT_DEFINED if event is None
+                 else event)
+        for callback, event_id, opaque in self.event_callbacks:
+            if event_id == libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE:
+                callback(self, domain, event, detail, opaque)
+
+    def emit_device(self, domain, alias,
+                    event_id=libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED):
+        for callback, registered, opaque in self.event_callbacks:
+            if registered == event_id:
+                callback(self, domain, alias, opaque)
 
     def emit_block_job(self, domain, disk, kind, status):
         for callback, event_id, opaque in self.event_callbacks:

@@ -1174,7 +1174,10 @@ class ConnectionTestCase(base.LibvirtTestCase):
         self.make_driver()
         self.assertEqual(['qemu:///test'], self.opened)
         self.assertEqual(
-            [libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2],
+            [libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2,
+             libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+             libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
+             libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED],
             [event_id for _cb, event_id, _o in self.conn.event_callbacks])
         self.assertEqual(1, len(self.conn.close_callbacks))
 
@@ -1226,7 +1229,7 @@ class ConnectionTestCase(base.LibvirtTestCase):
         self.assertEqual('g', driver.locate_disk('V').guest)
         self.assertEqual(2, len(self.opened))
         # Events come from the new connection.
-        self.assertEqual(1, len(self.conn.event_callbacks))
+        self.assertEqual(4, len(self.conn.event_callbacks))
 
     def test_reconnects_when_the_connection_is_dead(self):
         driver = self.make_driver()
