@@ -81,19 +81,21 @@ class ReportDelivery:
         the idle lock)."""
         return len(self._scheduled)
 
-    def schedule(self, operation_id, only_if_pending=False):
+    def schedule(self, operation_id, only_if_pending=False, row=None):
         """Send the journalled report of ``operation_id`` in the
         background, unless it is being sent already; once closed, it stays
         pending for the next start.
 
         :param only_if_pending: send it only if the journal still shows
             it pending when its turn comes.
+        :param row: the operation's row exactly as just journalled, when
+            the caller has it: it is not read again.
         """
         with self._idle:
             if self._closed or operation_id in self._scheduled:
                 return
             self._scheduled.add(operation_id)
-        self._pool.submit(self._deliver, operation_id, only_if_pending)
+        self._pool.submit(self._deliver, operation_id, only_if_pending, row)
 
     def start_sweeping(self):
         """Look for pending reports every ``sweep_interval`` seconds, in a
@@ -154,13 +156,13 @@ class ReportDelivery:
         self._send(operation_id)
         return self.journal.get(operation_id)
 
-    def _deliver(self, operation_id, only_if_pending):
+    def _deliver(self, operation_id, only_if_pending, row=None):
         try:
             if only_if_pending:
                 row = self.journal.get(operation_id)
                 if row is None or row['delivery'] != objects.PENDING:
                     return      # delivered meanwhile
-            self._send(operation_id)
+            self._send(operation_id, row)
             with self._idle:
                 self._delivered += 1
                 trim = self._delivered % self._trim_every == 0
@@ -174,8 +176,9 @@ class ReportDelivery:
                 self._scheduled.discard(operation_id)
                 self._idle.notify_all()
 
-    def _send(self, operation_id):
-        row = self.journal.get(operation_id)
+    def _send(self, operation_id, row=None):
+        if row is None:
+            row = self.journal.get(operation_id)
         context = (context_mod.RequestContext.from_dict(row['context'])
                    if row['context'] else None)
         before = row['report_attempts']

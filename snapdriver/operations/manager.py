@@ -268,7 +268,9 @@ class OperationManager:
             if self._stopping:
                 return      # stays queued in the journal for the next start
             volume_id = row['volume_id']
-            self._queues[volume_id].append((row['id'], row['kind']))
+            # The row rides along: nothing else writes a queued operation's
+            # row, so the worker need not read it again.
+            self._queues[volume_id].append(dict(row))
             if volume_id not in self._busy:
                 self._busy.add(volume_id)
                 self._submit_next(volume_id)
@@ -283,17 +285,17 @@ class OperationManager:
             del self._queues[volume_id]
             self._idle.notify_all()
             return
-        operation_id, kind = queue.popleft()
-        pool = (self._create_pool if kind == objects.CREATE
+        row = queue.popleft()
+        pool = (self._create_pool if row['kind'] == objects.CREATE
                 else self._merge_pool)
-        pool.submit(self._run_next, volume_id, operation_id)
+        pool.submit(self._run_next, volume_id, row)
 
-    def _run_next(self, volume_id, operation_id):
+    def _run_next(self, volume_id, row):
         try:
-            self._run(self.journal.get(operation_id))
+            self._run(row)
         except Exception:
             # _run journals every failure; this guards the queue.
-            LOG.exception("Operation %s crashed", operation_id)
+            LOG.exception("Operation %s crashed", row['id'])
         finally:
             self._plans.volume_changed(volume_id)
             with self._lock:
@@ -318,7 +320,8 @@ class OperationManager:
                          % (type(e).__name__, self.driver.name, e))
         else:
             self._finish(row, objects.SUCCEEDED, chain_after=list(result))
-        self._delivery.schedule(row['id'])
+        # The row as journalled by _finish: the reporter need not read it.
+        self._delivery.schedule(row['id'], row=row)
 
     def _execute(self, row):
         if row['kind'] == objects.CREATE:
@@ -400,10 +403,11 @@ class OperationManager:
         # restart from here on only has to deliver the report.
         final = {'progress': row['progress']} if row.get('progress') else {}
         finished_at = journal_mod.utcnow()
-        self.journal.update(row['id'], state=state, error=error,
-                            chain_after=chain_after, status=status,
-                            delivery=objects.PENDING,
-                            finished_at=finished_at, **final)
+        values = dict(state=state, error=error, chain_after=chain_after,
+                      status=status, delivery=objects.PENDING,
+                      finished_at=finished_at, **final)
+        self.journal.update(row['id'], **values)
+        row.update(values)
         metrics.OPERATIONS.labels(row['kind'], state).inc()
         started_at = row.get('started_at')     # None if it never ran
         if started_at is not None:

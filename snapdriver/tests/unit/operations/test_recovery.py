@@ -154,8 +154,13 @@ class TestRecovery(base.TestCase):
         manager.accept(None, objects.DeleteRequest(
             volume_id='v', snapshot_id='d', file_to_merge='b',
             merge_target_file='c'))
-        accepted = self._create(manager)
-        self._age(manager, accepted.id, 601)
+        self._create(manager)
+        # 601 seconds go by (the worker has the accepted row in hand, so
+        # the clock moves rather than the journalled time).
+        now = journal_mod.utcnow()
+        self.useFixture(fixtures.MonkeyPatch(
+            'snapdriver.operations.journal.utcnow',
+            lambda: now + datetime.timedelta(seconds=601)))
         release.set()
         self.assertTrue(manager.wait_idle(10))
         [operation] = manager.query(None, 's')
