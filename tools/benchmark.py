@@ -47,8 +47,14 @@ REPO = os.path.dirname(TOOLS)
 sys.path.insert(0, TOOLS)
 sys.path.insert(1, REPO)
 
-from bench import api_case  # noqa: E402
 from bench import common  # noqa: E402
+
+# Before anything imports snapdriver: this checkout's, here and in every
+# process the benchmark starts (PYTHONPATH), not the one the venv's
+# editable install points at.
+common.measure_this_checkout()
+
+from bench import api_case  # noqa: E402
 from bench import libvirt_cases  # noqa: E402
 from bench import machine  # noqa: E402
 from bench import region_case  # noqa: E402
@@ -138,9 +144,9 @@ def main(argv=None):
 
         try:
             emit('## Benchmark run (%s mode)\n' % raw['mode'])
-            if events:
-                emit('\n'.join(machine.describe(events.conn, load_start))
-                     + '\n')
+            emit('\n'.join(machine.describe(events.conn if events else None,
+                                            load_start)) + '\n')
+            raw['checkout'] = machine.checkout()
             if needs_libvirt:
                 conf = {
                     'DEFAULT': {'driver': 'libvirt',
