@@ -142,6 +142,22 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
+def wait_idle(pid, quiet=0.5, cpu=0.02, timeout=120):
+    """Wait until ``pid`` used less than ``cpu`` s of CPU over ``quiet`` s
+    (the background work done)."""
+    deadline = time.monotonic() + timeout
+    last = cpu_seconds(pid)
+    while True:
+        time.sleep(quiet)
+        now = cpu_seconds(pid)
+        if now - last < cpu:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError('snapdriver-api still busy after %d s'
+                             % timeout)
+        last = now
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(('127.0.0.1', 0))
