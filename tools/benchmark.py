@@ -69,6 +69,7 @@ from bench import libvirt_cases  # noqa: E402
 from bench import machine  # noqa: E402
 from bench import memory_case  # noqa: E402
 from bench import region_case  # noqa: E402
+from bench import targets  # noqa: E402
 from snapdriver.tests.functional import guest as guest_mod  # noqa: E402
 
 SECTIONS = ('create', 'delete', 'merge', 'api', 'scaling', 'components',
@@ -214,6 +215,7 @@ def main(argv=None):
             emit('Whole run: %.0f s; load average at the end: %s (other '
                  'work on the machine shows up here).\n'
                  % (time.monotonic() - started, common.loadavg()))
+            emit(targets.table(raw, args.sections, failures).markdown())
         finally:
             for process in (snapdriver, whatif):
                 if process:

@@ -34,12 +34,9 @@ import time
 
 from bench import common
 from bench.common import verdict
+from bench import targets
 
 VOLUMES = 250
-#: Targets (performance round two), at 8 connections.
-CREATES_PER_S = 400
-CPU_MS_PER_CREATE = 2.0
-GET_P99_MS = 10.0
 _seeds = itertools.count(1)
 
 _DONE = r'''
@@ -356,15 +353,16 @@ def bench_api(work, sizes, profile=False):
                     verdicts.append(
                         '%s: %.0f creates/s (>= %d: %s), server CPU %.2f ms '
                         'per create (<= %g ms: %s)%s' % (
-                            label, result['rps'], CREATES_PER_S,
-                            verdict(result['rps'] >= CREATES_PER_S),
-                            result['cpu_ms_per_req'], CPU_MS_PER_CREATE,
+                            label, result['rps'], targets.CREATES_PER_S,
+                            verdict(result['rps'] >= targets.CREATES_PER_S),
+                            result['cpu_ms_per_req'],
+                            targets.CPU_MS_PER_CREATE,
                             verdict(result['cpu_ms_per_req']
-                                    <= CPU_MS_PER_CREATE), invalid))
+                                    <= targets.CPU_MS_PER_CREATE), invalid))
                 else:
                     verdicts.append('%s: p99 %.1f ms (<= %g ms: %s)%s' % (
-                        label, result['p99_us'] / 1000.0, GET_P99_MS,
-                        verdict(result['p99_us'] <= GET_P99_MS * 1000),
+                        label, result['p99_us'] / 1000.0, targets.GET_P99_MS,
+                        verdict(result['p99_us'] <= targets.GET_P99_MS * 1000),
                         invalid))
         table.note('RSS of snapdriver-api: %.0f MiB after start-up, %.0f MiB '
                    'after all rows. Targets at 8 connections: %s. wrk runs '

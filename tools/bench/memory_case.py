@@ -38,14 +38,10 @@ import urllib.parse
 from bench import api_case
 from bench import common
 from bench.common import verdict
+from bench import targets
 
 THREADS = 4
 WARMUP = 100
-#: Target: RSS after the first N operations, in MiB.
-RSS_TARGET_MIB = 100.0
-#: "No growth": the second N operations add less than this share of the
-#: RSS read after the first N.
-GROWTH_TARGET = 0.05
 
 _FINISHED = ('succeeded', 'failed')
 
@@ -215,8 +211,8 @@ def bench_memory(work, sizes):
     start, first, second = points[1], points[2], points[3]
     growth = mib(second['rss_kib'] - first['rss_kib'])
     growth_pct = 100.0 * growth / mib(first['rss_kib'])
-    rss_ok = mib(first['rss_kib']) <= RSS_TARGET_MIB
-    growth_ok = growth_pct < 100.0 * GROWTH_TARGET
+    rss_ok = mib(first['rss_kib']) <= targets.RSS_MIB
+    growth_ok = growth_pct < 100.0 * targets.RSS_GROWTH
     table = common.Table(
         'M. Resident memory of snapdriver-api (fake driver, as table 4) '
         'over %d + %d operations (creates and pulls, %d client threads)'
@@ -247,8 +243,9 @@ def bench_memory(work, sizes):
         'volume before the next one (%d GETs, not counted); the journal '
         'keeps the last `[DEFAULT] operation_history` (1000) finished '
         'operations.' % (
-            n, WARMUP, mib(first['rss_kib']), RSS_TARGET_MIB,
-            verdict(rss_ok), n, growth, growth_pct, 100 * GROWTH_TARGET, n,
+            n, WARMUP, mib(first['rss_kib']), targets.RSS_MIB,
+            verdict(rss_ok), n, growth, growth_pct,
+            100 * targets.RSS_GROWTH, n,
             verdict(growth_ok), 20, gets))
     return [table], {'memory': {
         'points': points, 'operations': n, 'warmup': WARMUP,
