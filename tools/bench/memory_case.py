@@ -218,7 +218,8 @@ def bench_memory(work, sizes):
         'over %d + %d operations (creates and pulls, %d client threads)'
         % (n, n, THREADS),
         ['point', 'operations sent', 'seconds', 'ops/s', 'VmRSS MiB',
-         'VmHWM MiB', 'journal (SQLite + WAL) MiB', 'server CPU ms/op'])
+         'VmHWM MiB', 'journal (SQLite + WAL) MiB',
+         'server CPU ms/op (its GETs included)'])
     prev = None
     for p in points:
         ops = p['operations'] - (prev['operations'] if prev else 0)
