@@ -28,7 +28,17 @@ as each benchmark ends and writes them all to RESULTS (default
 6. the pieces of the create path, timed one by one;
 7. a region: what the API tier and the broker add to a create, creates
    per second with 1-8 agents, how soon an agent's death is a 503
-   (RabbitMQ; see tools/bench/region_case.py).
+   (RabbitMQ; see tools/bench/region_case.py);
+8. memory: snapdriver-api's resident memory after 10,000 and 20,000
+   operations (fake driver; see tools/bench/memory_case.py).
+
+The last table, "Targets (performance round two)", puts each target's
+figure, computed from the samples of the sections that ran, with met or
+missed (tools/bench/targets.py).
+
+The snapdriver measured is the one of this checkout (the directory above
+tools/), in this process and in every process the benchmark starts
+(PYTHONPATH), whichever checkout the venv's editable install points at.
 
 Nothing here asserts a time; the targets are stated next to the numbers.
 """
@@ -47,24 +57,36 @@ REPO = os.path.dirname(TOOLS)
 sys.path.insert(0, TOOLS)
 sys.path.insert(1, REPO)
 
-from bench import api_case  # noqa: E402
 from bench import common  # noqa: E402
+
+# Before anything imports snapdriver: this checkout's, here and in every
+# process the benchmark starts (PYTHONPATH), not the one the venv's
+# editable install points at.
+common.measure_this_checkout()
+
+from bench import api_case  # noqa: E402
 from bench import libvirt_cases  # noqa: E402
 from bench import machine  # noqa: E402
+from bench import memory_case  # noqa: E402
 from bench import region_case  # noqa: E402
+from bench import targets  # noqa: E402
 from snapdriver.tests.functional import guest as guest_mod  # noqa: E402
 
 SECTIONS = ('create', 'delete', 'merge', 'api', 'scaling', 'components',
-            'region')
+            'region', 'memory')
+#: Sections that need no libvirt.
+NO_LIBVIRT = {'api', 'region', 'memory'}
 
 FULL = {'iterations': 30, 'warmup': 3, 'merge_mb': 1024, 'merge_reps': 5,
         'api_seconds': 10, 'scale_iterations': 8, 'depths': (1, 10, 100),
         'guest_counts': (2, 10, 50), 'component_iterations': 20,
-        'region_iterations': 200, 'region_seconds': 5, 'region_reps': 3}
+        'region_iterations': 200, 'region_seconds': 5, 'region_reps': 3,
+        'memory_operations': 10000}
 QUICK = {'iterations': 8, 'warmup': 1, 'merge_mb': 128, 'merge_reps': 1,
          'api_seconds': 3, 'scale_iterations': 3, 'depths': (1, 10, 30),
          'guest_counts': (2, 10), 'component_iterations': 5,
-         'region_iterations': 50, 'region_seconds': 2, 'region_reps': 1}
+         'region_iterations': 50, 'region_seconds': 2, 'region_reps': 1,
+         'memory_operations': 1000}
 
 
 def parse_args(argv):
@@ -108,7 +130,7 @@ def main(argv=None):
     if args.merge_mb:
         sizes['merge_mb'] = args.merge_mb
     uri = guest_mod.libvirt_uri()
-    needs_libvirt = set(args.sections) - {'api', 'region'}
+    needs_libvirt = set(args.sections) - NO_LIBVIRT
     if needs_libvirt and not uri:
         raise SystemExit(guest_mod.SKIP_REASON)
     signal.signal(signal.SIGTERM, _terminate)
@@ -138,9 +160,9 @@ def main(argv=None):
 
         try:
             emit('## Benchmark run (%s mode)\n' % raw['mode'])
-            if events:
-                emit('\n'.join(machine.describe(events.conn, load_start))
-                     + '\n')
+            emit('\n'.join(machine.describe(events.conn if events else None,
+                                            load_start)) + '\n')
+            raw['checkout'] = machine.checkout()
             if needs_libvirt:
                 conf = {
                     'DEFAULT': {'driver': 'libvirt',
@@ -166,6 +188,7 @@ def main(argv=None):
                 'scaling': lambda: libvirt_cases.bench_scaling(env),
                 'components': lambda: libvirt_cases.bench_components(env),
                 'region': lambda: region_case.bench_region(sizes),
+                'memory': lambda: memory_case.bench_memory(work, sizes),
             }
             for section in SECTIONS:
                 if section not in args.sections:
@@ -192,6 +215,7 @@ def main(argv=None):
             emit('Whole run: %.0f s; load average at the end: %s (other '
                  'work on the machine shows up here).\n'
                  % (time.monotonic() - started, common.loadavg()))
+            emit(targets.table(raw, args.sections, failures).markdown())
         finally:
             for process in (snapdriver, whatif):
                 if process:

@@ -12,7 +12,18 @@
 # tools/with-rabbitmq.sh), and stops everything it started. A full run takes
 # about 5 minutes on 2 CPUs, --quick under 2 (more while other work runs).
 # Other options go to tools/benchmark.py (--only, --iterations, --merge-mb,
-# --no-whatif, --out); see doc/benchmarks.md.
+# --no-whatif, --out); see doc/benchmarks.md. Sections for --only: create,
+# delete, merge, api, scaling, components, region, memory; e.g.
+#
+#   tools/run-benchmarks.sh --only memory   # snapdriver-api's RSS after
+#                                           # 10,000 and 20,000 operations
+#                                           # (fake driver, no libvirt used)
+#
+# The run ends with the table "Targets (performance round two)", built from
+# the sections that ran ("not run" for the others). The snapdriver measured
+# is this checkout's (PYTHONPATH), whichever one the venv's editable install
+# points at: SNAPDRIVER_VENV=/work/main/.venv tools/run-benchmarks.sh run
+# from another checkout measures that checkout.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"

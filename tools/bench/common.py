@@ -32,6 +32,10 @@ import threading
 import time
 
 MiB = 1024 * 1024
+#: The checkout the benchmark runs from, whose snapdriver it measures
+#: (tools/bench/common.py -> the checkout's root).
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 WHATIF = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                       'whatif.py')
 #: The change tools/bench/whatif.py applies for the "what-if" rows.
@@ -138,10 +142,55 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
+def wait_idle(pid, quiet=0.5, cpu=0.02, timeout=120):
+    """Wait until ``pid`` used less than ``cpu`` s of CPU over ``quiet`` s
+    (the background work done)."""
+    deadline = time.monotonic() + timeout
+    last = cpu_seconds(pid)
+    while True:
+        time.sleep(quiet)
+        now = cpu_seconds(pid)
+        if now - last < cpu:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError('snapdriver-api still busy after %d s'
+                             % timeout)
+        last = now
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def checkout_env(env=None):
+    """``env`` (default: this process's environment) with the checkout
+    first on PYTHONPATH: a process started with it imports this
+    checkout's snapdriver, whatever the venv's (editable) install points
+    at. The setuptools editable finder comes after ``sys.path`` in
+    ``sys.meta_path``, so PYTHONPATH wins."""
+    env = dict(os.environ if env is None else env)
+    paths = [p for p in env.get('PYTHONPATH', '').split(os.pathsep)
+             if p and os.path.abspath(p) != CHECKOUT]
+    env['PYTHONPATH'] = os.pathsep.join([CHECKOUT] + paths)
+    return env
+
+
+def measure_this_checkout():
+    """Make this process, and every process it starts from now on (the
+    region's fixtures inherit the environment), import snapdriver from
+    :data:`CHECKOUT`; fail if this process already imported another."""
+    os.environ['PYTHONPATH'] = checkout_env()['PYTHONPATH']
+    if CHECKOUT in sys.path:
+        sys.path.remove(CHECKOUT)
+    sys.path.insert(0, CHECKOUT)
+    import snapdriver
+    where = os.path.dirname(os.path.dirname(os.path.abspath(
+        snapdriver.__file__)))
+    if where != CHECKOUT:
+        raise BenchError('snapdriver imported from %s, not from the '
+                         'checkout measured (%s)' % (where, CHECKOUT))
 
 
 def loadavg():
@@ -315,9 +364,12 @@ class Snapdriver:
         self.conf_path = os.path.join(work, name + '.conf')
         write_conf(self.conf_path, conf)
         # The journal's schema, as an operator's first start does.
+        # PYTHONPATH: this checkout's snapdriver; cwd: not one that has a
+        # snapdriver package of its own (`-m` puts the cwd first).
         subprocess.run([sys.executable, '-m', 'snapdriver.cmd.manage',
                         '--config-file', self.conf_path, 'db', 'sync'],
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL,
+                       env=checkout_env(), cwd=work)
         if whatif:
             self.command = [sys.executable, WHATIF] + list(whatif) + [
                 '--', '--config-file', self.conf_path]
@@ -334,7 +386,8 @@ class Snapdriver:
     def start(self, timeout=60):
         out = open(os.path.join(self.work, self.name + '.stdout'), 'w')
         self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
-                                        stdout=out, stderr=subprocess.STDOUT)
+                                        stdout=out, stderr=subprocess.STDOUT,
+                                        env=checkout_env(), cwd=self.work)
         out.close()
 
         def answers():

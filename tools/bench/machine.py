@@ -17,7 +17,7 @@ import os
 import platform
 import subprocess
 
-import libvirt
+from bench import common
 
 
 def _cpuinfo():
@@ -50,9 +50,16 @@ def _git(*args):
     try:
         return subprocess.run(('git',) + args, capture_output=True,
                               text=True, timeout=10,
-                              cwd=os.path.dirname(__file__)).stdout.strip()
+                              cwd=common.CHECKOUT).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ''
+
+
+def checkout():
+    """The checkout measured: {'path', 'describe', 'branch'}."""
+    return {'path': common.CHECKOUT,
+            'describe': _git('describe', '--always', '--dirty') or 'unknown',
+            'branch': _git('rev-parse', '--abbrev-ref', 'HEAD') or 'unknown'}
 
 
 def _binding_version():
@@ -64,7 +71,11 @@ def _binding_version():
 
 
 def describe(conn, load_start):
-    """Markdown lines describing this machine and the software."""
+    """Markdown lines describing this machine and the software.
+
+    :param conn: the benchmark's libvirt connection, None when no section
+        run needs libvirt (its lines then say so).
+    """
     model, flags = _cpuinfo()
     kvm = os.path.exists('/dev/kvm')
     virt_flags = sorted(flags & {'vmx', 'svm'})
@@ -73,9 +84,23 @@ def describe(conn, load_start):
             debian = f.read().strip()
     except OSError:
         debian = 'not Debian'
-    commit = _git('rev-parse', '--short', 'HEAD')
-    dirty = ' + uncommitted changes' if _git('status', '--porcelain',
-                                             '--untracked-files=no') else ''
+    measured = checkout()
+    import snapdriver
+    imported = os.path.dirname(os.path.dirname(os.path.abspath(
+        snapdriver.__file__)))
+    if conn is not None:
+        import libvirt
+        virt = [
+            '| libvirt | libvirtd %s, C library %s, libvirt-python %s |' % (
+                _version(conn.getLibVersion()),
+                _version(libvirt.getVersion()), _binding_version()),
+            '| QEMU | %s |' % _version(conn.getVersion()),
+            '| acceleration | %s: guests are `<domain type=\'qemu\'>`, i.e. '
+            'TCG |' % ('no KVM (/dev/kvm %s, CPU flags %s)' % (
+                'exists' if kvm else 'absent',
+                ', '.join(virt_flags) or 'without vmx/svm'))]
+    else:
+        virt = ['| libvirt, QEMU | not used by the sections run |']
     lines = [
         '| | |', '| --- | --- |',
         '| date | %s |' % datetime.datetime.now(
@@ -85,15 +110,11 @@ def describe(conn, load_start):
         '| RAM | %.1f GiB |' % _mem_gib(),
         '| OS | Debian %s, kernel %s |' % (debian, platform.release()),
         '| Python | %s |' % platform.python_version(),
-        '| libvirt | libvirtd %s, C library %s, libvirt-python %s |' % (
-            _version(conn.getLibVersion()), _version(libvirt.getVersion()),
-            _binding_version()),
-        '| QEMU | %s |' % _version(conn.getVersion()),
-        '| acceleration | %s: guests are `<domain type=\'qemu\'>`, i.e. TCG '
-        '|' % ('no KVM (/dev/kvm %s, CPU flags %s)' % (
-            'exists' if kvm else 'absent',
-            ', '.join(virt_flags) or 'without vmx/svm')),
-        '| snapdriver | %s%s |' % (commit or 'unknown', dirty),
+    ] + virt + [
+        '| snapdriver measured | `%s` (branch %s) in %s; imported from %s, '
+        'and its processes run with PYTHONPATH=%s |' % (
+            measured['describe'], measured['branch'], measured['path'],
+            imported, measured['path']),
         '| load average at start | %s |' % load_start,
     ]
     return lines
