@@ -46,6 +46,7 @@ through over ``[fake] operation_delay`` seconds, so that GET, Cinder and
 netfs disk.
 """
 
+import collections
 import copy
 import json
 import os
@@ -129,6 +130,7 @@ class FakeDriver(kit.BaseDriver):
         path = CONF.fake.inventory_file
         self._guests = load_inventory(path) if path else []
         self._lock = threading.Lock()
+        self._index_disks()
         # The simulated job of the last merge of each volume:
         # volume id -> (snapshot id, started, seconds, size).
         self._jobs = {}
@@ -150,6 +152,15 @@ class FakeDriver(kit.BaseDriver):
         guest = validate_inventory({'guests': [copy.deepcopy(guest)]})[0]
         with self._lock:
             self._guests.append(guest)
+            self._index_disks()
+
+    def _index_disks(self):
+        # serial -> [(guest, disk)]: a lookup does not walk every disk.
+        self._by_serial = collections.defaultdict(list)
+        for guest in self._guests:
+            for disk in guest['disks']:
+                if disk.get('serial'):
+                    self._by_serial[disk['serial']].append((guest, disk))
 
     def add_file(self, volume_id, name, fmt='qcow2', backing=None, **header):
         """Put a file beside a volume's chain, as Cinder creates overlays.
@@ -167,8 +178,8 @@ class FakeDriver(kit.BaseDriver):
 
     def _find(self, volume_id):
         return kit.the_one_disk(volume_id, (
-            (disk.get('serial'), guest['name'], (guest, disk))
-            for guest in self._guests for disk in guest['disks']))
+            (disk['serial'], guest['name'], (guest, disk))
+            for guest, disk in self._by_serial.get(volume_id, ())))
 
     def locate_disk(self, volume_id):
         with self._lock:
