@@ -329,10 +329,6 @@ def _parse(prefix, identity):
         if not 0 < backing_size <= MAX_BACKING_NAME:
             raise Unsupported("a backing file name of %d bytes (1 to %d)"
                               % (backing_size, MAX_BACKING_NAME))
-        if backing_offset < extensions['end']:
-            raise Unsupported("the backing file name (at %d) overlaps the "
-                              "header extensions (up to %d)"
-                              % (backing_offset, extensions['end']))
         if backing_offset + backing_size > cluster_size:
             raise Unsupported("the backing file name (%d bytes at %d) "
                               "overruns the first cluster (%d bytes)"
@@ -378,7 +374,8 @@ def _extensions(prefix, start, end):
     file name, or the end of the first cluster).
 
     :returns: {type: text} for the backing format and the data file's
-        name, and 'end': where the end marker ends.
+        name. The end marker must come before ``end``: the backing file
+        name never overlaps the extensions.
     """
     found = {}
     offset = start
@@ -391,7 +388,6 @@ def _extensions(prefix, start, end):
                        'the header extension at %d' % offset))
         offset += _EXTENSION.size
         if kind == EXT_END:
-            found['end'] = offset
             return found
         if length > end - offset:
             raise Unsupported("header extension %#x of %d bytes at %d "
