@@ -101,6 +101,14 @@ opts = [
                     "stopped guest's disk may take before it is killed. "
                     "Killing one leaves a consistent chain: the images above "
                     "the merge are relinked only after the copy succeeded."),
+    cfg.BoolOpt('verify_header_reader', default=False, advanced=True,
+                help="For tests: each time the in-process qcow2 header "
+                     "reader answers (instead of 'qemu-img info'), run "
+                     "'qemu-img info' as well and fail the operation if the "
+                     "two disagree on the format, the backing file, its "
+                     "format, the external data file or the virtual size. "
+                     "Costs a qemu-img run per header read; not for "
+                     "production."),
 ]
 
 

@@ -28,6 +28,7 @@ expected one.
 """
 
 import contextlib
+import errno
 import os
 import posixpath
 import time
@@ -47,6 +48,7 @@ from snapdriver.drivers.libvirt import flush
 from snapdriver.drivers.libvirt import host
 from snapdriver.drivers.libvirt import offline
 from snapdriver.drivers.libvirt import progress
+from snapdriver.drivers.libvirt import qcow2
 from snapdriver.drivers.libvirt import qemuimg
 from snapdriver import exception
 from snapdriver import objects
@@ -397,6 +399,10 @@ class LibvirtDriver(base.BaseDriver):
     def inspect_overlay(self, location, new_file):
         """Read the header of ``new_file`` beside the active image.
 
+        The common qcow2 header is read in this process (:mod:`qcow2`),
+        from the same open file as its identity; anything else is read by
+        ``qemu-img info``, as is the format of a file that is not qcow2.
+
         :param location: the located disk.
         :returns: an :class:`snapdriver.chain.OverlayInfo`; None for a
             network disk, whose files this host cannot see.
@@ -409,6 +415,13 @@ class LibvirtDriver(base.BaseDriver):
         path = kit.overlay_path(location.directory, new_file)
         if path is None:
             return chain.OverlayInfo(name=new_file, exists=False)
+        header = self._overlay_header(location, new_file, path)
+        if header is not None:
+            return chain.OverlayInfo(
+                name=new_file, exists=True, fmt=header.fmt,
+                backing=header.backing_file,
+                backing_fmt=header.backing_format,
+                data_file=header.data_file, identity=header.identity)
         identity = kit.file_identity(path)
         try:
             info = qemuimg.probe(path)
@@ -423,6 +436,36 @@ class LibvirtDriver(base.BaseDriver):
             backing=info.backing_file,
             backing_fmt=info.backing_file_format,
             data_file=qemuimg.data_file(info), identity=identity)
+
+    @staticmethod
+    def _overlay_header(location, new_file, path):
+        """The overlay's qcow2 header, read in this process: its identity
+        is the one of the file the header was read from.
+
+        :returns: a :class:`qcow2.Header`, or None when qemu-img is to read
+            the file (not qcow2, or nothing this reader answers for).
+        :raises: InvalidOverlay when the file changed since
+            :func:`kit.overlay_path` checked it (now a symbolic link, gone,
+            not a regular file) or cannot be opened.
+        """
+        directory = location.directory
+        try:
+            return qcow2.overlay_header(path)
+        except qcow2.NotRegularFile:
+            reason = ("new_file %r in %s is not a regular file."
+                      % (new_file, directory))
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                reason = ("new_file %r in %s is a symbolic link; the "
+                          "overlay must be a regular file."
+                          % (new_file, directory))
+            elif error.errno == errno.ENOENT:
+                reason = ("new_file %r in %s is gone since it was checked."
+                          % (new_file, directory))
+            else:
+                reason = ("new_file %r in %s cannot be opened: %s."
+                          % (new_file, directory, error.strerror))
+        raise exception.InvalidOverlay(reason=reason)
 
     # Create
 
@@ -743,7 +786,7 @@ class LibvirtDriver(base.BaseDriver):
         when the active image's size cannot be read (no progress then)."""
         active = plan.disk.active
         try:
-            total = qemuimg.info(active.path, active.fmt).virtual_size
+            total = qcow2.image_facts(active.path, active.fmt).virtual_size
         except exception.OperationFailed as error:
             LOG.debug("No progress for the merge of snapshot %s: %s",
                       plan.snapshot_id, error)

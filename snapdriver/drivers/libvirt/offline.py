@@ -26,6 +26,7 @@ and it syncs every image it wrote before exiting.
 import os
 
 from snapdriver import chain
+from snapdriver.drivers.libvirt import qcow2
 from snapdriver.drivers.libvirt import qemuimg
 from snapdriver import exception
 
@@ -139,7 +140,7 @@ def check_relative(location, plan):
     rewritten = (location.names[0] if plan.kind == chain.PULL
                  else location.names[location.names.index(plan.top) - 1])
     entry = location.entry(rewritten)
-    backing = qemuimg.info(entry.path, entry.fmt).backing_file or ''
+    backing = qcow2.image_facts(entry.path, entry.fmt).backing_file or ''
     if backing.startswith('/'):
         raise exception.OperationFailed(
             reason="After the block %s, %s records its backing file as the "

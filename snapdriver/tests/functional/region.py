@@ -111,6 +111,10 @@ class AgentFixture(fixtures.Fixture):
             with open(path, 'w') as f:
                 json.dump(self.inventory, f)
             sections['fake'] = {'inventory_file': path}
+        if self.driver == 'libvirt':
+            # Every header the in-process reader reads, checked with
+            # qemu-img (as server.ApiServerFixture does).
+            sections['libvirt'] = {'verify_header_reader': True}
         for section, options in self.extra_conf.items():
             sections.setdefault(section, {}).update(options)
         server.write_config(self.config_path, sections)

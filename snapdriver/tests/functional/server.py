@@ -165,6 +165,10 @@ class ApiServerFixture(fixtures.Fixture):
             'database': {'connection': 'sqlite:///' + os.path.join(
                 self.dir, 'snapdriver.sqlite')},
         }
+        if self.driver == 'libvirt':
+            # As in-process tests (tests.base.FunctionalTestCase): every
+            # header the in-process reader reads is checked with qemu-img.
+            sections['libvirt'] = {'verify_header_reader': True}
         if self.inventory is not None:
             self.inventory_path = os.path.join(self.dir, 'inventory.json')
             with open(self.inventory_path, 'w') as f:

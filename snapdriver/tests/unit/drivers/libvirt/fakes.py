@@ -28,6 +28,7 @@ import dataclasses
 import json
 import os
 import posixpath
+import struct
 import threading
 import typing
 import uuid as uuid_mod
@@ -782,3 +783,87 @@ def touch(path):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, 'w'):
         pass
+
+
+# qcow2 headers, for the in-process reader
+
+QCOW2_BACKING_FORMAT = 0xe2792aca
+QCOW2_DATA_FILE = 0x44415441
+
+
+def qcow2_layout(version=3, backing=None, backing_fmt=None, data_file=None,
+                 cluster_bits=16, size=64 * MIB, extensions=(),
+                 end_marker=True, **fields):
+    """A qcow2 image as qemu-img lays it out: the header, its extensions
+    and the backing file name in the first cluster, then the refcount
+    table and the L1 table, one cluster each (or more for the L1 table).
+
+    :param backing, backing_fmt, data_file: str or bytes.
+    :param extensions: more (type, data) extensions, after the backing
+        format and data file ones.
+    :param fields: header fields to set as they are (``magic``,
+        ``backing_file_offset``, ``incompatible_features``,
+        ``header_length``, ``l1_size``, ...), after the layout is made;
+        ``header_version`` and ``header_cluster_bits`` set those two.
+    :returns: (the first cluster's bytes, the file's length).
+    """
+    def raw(text):
+        return text.encode('utf-8') if isinstance(text, str) else text
+    cluster = 1 << cluster_bits
+    per_l1_entry = cluster * (cluster // 8)
+    l1_size = -(-size // per_l1_entry)
+    l1_clusters = max(1, -(-l1_size * 8 // cluster))
+    header_length = 72 if version == 2 else 104
+    ext = []
+    if backing_fmt is not None:
+        ext.append((QCOW2_BACKING_FORMAT, raw(backing_fmt)))
+    if data_file is not None:
+        ext.append((QCOW2_DATA_FILE, raw(data_file)))
+    ext.extend(extensions)
+    body = b''
+    for kind, data in ext:
+        body += struct.pack('>II', kind, len(data)) + data
+        body += b'\0' * (-len(data) % 8)
+    if end_marker:
+        body += struct.pack('>II', 0, 0)
+    values = dict(
+        magic=b'QFI\xfb', version=version, backing_file_offset=0,
+        backing_file_size=0, cluster_bits=cluster_bits, size=size,
+        crypt_method=0, l1_size=l1_size, l1_table_offset=2 * cluster,
+        refcount_table_offset=cluster, refcount_table_clusters=1,
+        nb_snapshots=0, snapshots_offset=0, incompatible_features=(
+            4 if data_file is not None else 0),
+        compatible_features=0, autoclear_features=0, refcount_order=4,
+        header_length=header_length)
+    if backing is not None:
+        values['backing_file_offset'] = header_length + len(body)
+        values['backing_file_size'] = len(raw(backing))
+    values['version'] = fields.pop('header_version', version)
+    values['cluster_bits'] = fields.pop('header_cluster_bits', cluster_bits)
+    values.update(fields)
+    header = struct.pack(
+        '>4sIQIIQIIQQIIQ', values['magic'], values['version'],
+        values['backing_file_offset'], values['backing_file_size'],
+        values['cluster_bits'], values['size'], values['crypt_method'],
+        values['l1_size'], values['l1_table_offset'],
+        values['refcount_table_offset'], values['refcount_table_clusters'],
+        values['nb_snapshots'], values['snapshots_offset'])
+    if version != 2:
+        header += struct.pack(
+            '>QQQII', values['incompatible_features'],
+            values['compatible_features'], values['autoclear_features'],
+            values['refcount_order'], values['header_length'])
+    first = header + body
+    if backing is not None:
+        first += raw(backing)
+    first = first[:cluster] + b'\0' * (cluster - len(first))
+    return first, (2 + l1_clusters) * cluster
+
+
+def write_qcow2(path, **kwargs):
+    """Write a (sparse) qcow2 image of :func:`qcow2_layout` at ``path``."""
+    first, length = qcow2_layout(**kwargs)
+    with open(path, 'wb') as f:
+        f.write(first)
+        f.truncate(max(length, len(first)))
+    return path

@@ -18,6 +18,7 @@ the exact calls. Domain: vda is a file disk with serial V, active image
 vdb is a block disk without serial.
 """
 
+import errno
 import os
 import subprocess
 import threading
@@ -30,6 +31,7 @@ from snapdriver import chain
 from snapdriver.drivers.libvirt import blockjob
 from snapdriver.drivers.libvirt import domxml
 from snapdriver.drivers.libvirt import flush
+from snapdriver.drivers.libvirt import qcow2
 from snapdriver import exception
 from snapdriver import objects
 from snapdriver.operations import planning
@@ -396,6 +398,8 @@ class InspectOverlayTestCase(DriverTestCase):
         self.location = self.driver.locate_disk('V')
 
     def add(self, name, **kwargs):
+        # An empty file: no qcow2 magic to the in-process reader, so the
+        # fake qemu-img reads it, as it reads any file that is not qcow2.
         path = os.path.join(self.dir, name)
         fakes.touch(path)
         self.images.add(path, **kwargs)
@@ -521,6 +525,121 @@ class InspectOverlayTestCase(DriverTestCase):
         self.assertIn('did not finish within 7 seconds and was killed',
                       str(error))
         self.assertEqual(7, self.qemu_img.kwargs[-1]['timeout'])
+
+    # The common qcow2 header, read in this process
+
+    def add_qcow2(self, name, **kwargs):
+        """A real qcow2 header at ``name``, and the same image in the fake
+        qemu-img's records."""
+        path = os.path.join(self.dir, name)
+        fakes.write_qcow2(path, size=64 * fakes.MIB, **kwargs)
+        self.images.add(path, backing=kwargs.get('backing'),
+                        backing_fmt=kwargs.get('backing_fmt'))
+        return path
+
+    def test_qcow2_header_is_read_without_qemu_img(self):
+        path = self.add_qcow2('new', backing='vol', backing_fmt='qcow2')
+        overlay = self.driver.inspect_overlay(self.location, 'new')
+        st = os.lstat(path)
+        self.assertEqual(chain.OverlayInfo('new', True, 'qcow2', 'vol',
+                                           backing_fmt='qcow2',
+                                           identity=(st.st_dev, st.st_ino)),
+                         overlay)
+        self.assertEqual([], self.qemu_img.commands)
+        plan = chain.plan_create(self.location, 's', 'new', overlay)
+        self.assertEqual(['new', 'vol', 'vol.base'],
+                         self.driver.create_snapshot(plan))
+
+    def test_header_read_in_process_reaches_the_chain_rules(self):
+        self.add_qcow2('new', backing='vol', backing_fmt='raw')
+        overlay = self.driver.inspect_overlay(self.location, 'new')
+        error = self.assertRaises(exception.InvalidOverlay,
+                                  chain.plan_create, self.location, 's',
+                                  'new', overlay)
+        self.assertIn('backing file as raw', str(error))
+        self.add_qcow2('data', backing='vol', backing_fmt='qcow2',
+                       data_file='data.bin')
+        overlay = self.driver.inspect_overlay(self.location, 'data')
+        error = self.assertRaises(exception.InvalidOverlay,
+                                  chain.plan_create, self.location, 's',
+                                  'data', overlay)
+        self.assertIn('external data file data.bin', str(error))
+        self.assertEqual([], self.qemu_img.commands)
+
+    def test_unusual_qcow2_header_is_left_to_qemu_img(self):
+        path = self.add_qcow2('new', backing='vol', backing_fmt='qcow2',
+                              nb_snapshots=1)
+        overlay = self.driver.inspect_overlay(self.location, 'new')
+        self.assertEqual(('qcow2', 'vol', 'qcow2'),
+                         (overlay.fmt, overlay.backing, overlay.backing_fmt))
+        self.assertEqual([('qemu-img', 'info', '--output=json',
+                           '--force-share', path)], self.qemu_img.commands)
+
+    def test_qemu_img_decides_an_unusual_header_it_cannot_read(self):
+        self.add_qcow2('new', backing='vol', crypt_method=2)
+        self.qemu_img.failures['info'] = (
+            "qemu-img: Could not open 'new': no key given")
+        error = self.assertRaises(exception.InvalidOverlay,
+                                  self.driver.inspect_overlay, self.location,
+                                  'new')
+        self.assertIn('cannot be read as a disk image', str(error))
+
+    def raced(self, error):
+        """The file changed between kit.overlay_path and the reader's
+        open."""
+        self.add_qcow2('new', backing='vol')
+
+        def read(path):
+            raise error
+        self.useFixture(fixtures.MonkeyPatch(
+            'snapdriver.drivers.libvirt.qcow2.read', read))
+        error = self.assertRaises(exception.InvalidOverlay,
+                                  self.driver.inspect_overlay, self.location,
+                                  'new')
+        self.assertEqual(400, error.code)
+        self.assertEqual([], self.qemu_img.commands)
+        return str(error)
+
+    def test_made_a_link_before_the_open_is_refused(self):
+        self.assertEqual(
+            "new_file 'new' in %s is a symbolic link; the overlay must be "
+            "a regular file." % self.dir,
+            self.raced(OSError(errno.ELOOP, 'Too many levels')))
+
+    def test_gone_before_the_open_is_refused(self):
+        self.assertEqual(
+            "new_file 'new' in %s is gone since it was checked." % self.dir,
+            self.raced(OSError(errno.ENOENT, 'No such file or directory')))
+
+    def test_unopenable_is_refused(self):
+        self.assertEqual(
+            "new_file 'new' in %s cannot be opened: Permission denied."
+            % self.dir,
+            self.raced(OSError(errno.EACCES, 'Permission denied')))
+
+    def test_made_a_fifo_before_the_open_is_refused(self):
+        self.assertEqual(
+            "new_file 'new' in %s is not a regular file." % self.dir,
+            self.raced(qcow2.NotRegularFile('x is not a regular file')))
+
+    def test_verify_header_reader_agrees(self):
+        self.conf.config(group='libvirt', verify_header_reader=True)
+        path = self.add_qcow2('new', backing='vol', backing_fmt='qcow2')
+        overlay = self.driver.inspect_overlay(self.location, 'new')
+        self.assertEqual('vol', overlay.backing)
+        self.assertEqual([('qemu-img', 'info', '--output=json',
+                           '--force-share', path)], self.qemu_img.commands)
+
+    def test_verify_header_reader_disagrees(self):
+        self.conf.config(group='libvirt', verify_header_reader=True)
+        path = self.add_qcow2('new', backing='vol', backing_fmt='qcow2')
+        self.images.files[path].backing = 'vol.base'
+        error = self.assertRaises(exception.OperationFailed,
+                                  self.driver.inspect_overlay, self.location,
+                                  'new')
+        self.assertIn('The qcow2 header reader and qemu-img disagree on %s'
+                      % path, str(error))
+        self.assertIn("backing_file='vol.base'", str(error))
 
     def test_netfs_cannot_be_inspected(self):
         self.add_netfs_domain()

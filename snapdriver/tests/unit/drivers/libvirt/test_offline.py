@@ -24,6 +24,7 @@ from snapdriver import chain
 from snapdriver.drivers.libvirt import offline
 from snapdriver import exception
 from snapdriver.tests.unit.drivers.libvirt import base
+from snapdriver.tests.unit.drivers.libvirt import fakes
 
 NAMES = ['top', 'mid', 'base']
 
@@ -85,6 +86,64 @@ class OfflineTestCase(base.LibvirtTestCase):
         offline.check_relative(location, chain.plan_delete(location, 's',
                                                            None, None))
         self.assertEqual(commands, len(self.qemu_img.commands))
+
+
+class CheckRelativeInProcessTestCase(base.LibvirtTestCase):
+    """check_relative reads a real qcow2 header in this process, and falls
+    back to qemu-img for anything else."""
+
+    def setUp(self):
+        super().setUp()
+        self.dir = self.useFixture(fixtures.TempDir()).path
+        self.images.add_chain(self.dir, NAMES)
+        self.top = os.path.join(self.dir, 'top')
+        location = chain.DiskLocation(
+            volume_id='V', guest='g', target='vda', running=False,
+            chain=offline.read_chain(self.top, 'qcow2'),
+            directory=self.dir)
+        self.location = location
+        self.plan = chain.plan_delete(location, 's', 'mid', 'base')
+        del self.qemu_img.commands[:]
+
+    def test_relative_backing_without_qemu_img(self):
+        fakes.write_qcow2(self.top, backing='base', backing_fmt='qcow2')
+        self.assertIsNone(offline.check_relative(self.location, self.plan))
+        self.assertEqual([], self.qemu_img.commands)
+
+    def test_absolute_backing_without_qemu_img(self):
+        fakes.write_qcow2(self.top, backing=os.path.join(self.dir, 'base'),
+                          backing_fmt='qcow2')
+        error = self.assertRaises(exception.OperationFailed,
+                                  offline.check_relative, self.location,
+                                  self.plan)
+        self.assertIn('records its backing file as the absolute path %s/base'
+                      % self.dir, str(error))
+        self.assertEqual([], self.qemu_img.commands)
+
+    def test_unusual_header_is_read_by_qemu_img(self):
+        # The fake qemu-img's records say 'mid' (relative); the header,
+        # which the reader does not answer for, is not looked at.
+        fakes.write_qcow2(self.top, backing='/elsewhere', crypt_method=2)
+        self.assertIsNone(offline.check_relative(self.location, self.plan))
+        self.assertEqual([('qemu-img', 'info', '--output=json',
+                           '--force-share', '-f', 'qcow2', self.top)],
+                         self.qemu_img.commands)
+
+    def test_not_qcow2_or_missing_is_read_by_qemu_img(self):
+        fakes.touch(self.top)
+        offline.check_relative(self.location, self.plan)
+        os.unlink(self.top)
+        offline.check_relative(self.location, self.plan)
+        self.assertEqual(2, len(self.qemu_img.commands_of('info')))
+
+    def test_verify_header_reader_disagrees(self):
+        self.conf.config(group='libvirt', verify_header_reader=True)
+        fakes.write_qcow2(self.top, backing='base', backing_fmt='qcow2')
+        error = self.assertRaises(exception.OperationFailed,
+                                  offline.check_relative, self.location,
+                                  self.plan)
+        self.assertIn('disagree', str(error))
+        self.assertIn("backing_file='mid'", str(error))
 
 
 class UnsafeChainTestCase(base.LibvirtTestCase):

@@ -15,9 +15,12 @@ qemu-img's percentage of an offline merge."""
 
 import types
 
+import fixtures
+
 from snapdriver import chain
 from snapdriver.drivers.libvirt import blockdev
 from snapdriver.drivers.libvirt import progress
+from snapdriver.drivers.libvirt import qcow2
 from snapdriver import exception
 from snapdriver.tests import base as test_base
 from snapdriver.tests.unit.drivers.libvirt import test_driver
@@ -100,3 +103,24 @@ class TestDriverProgress(test_driver.DriverTestCase):
         self.qemu_img.failures['info'] = 'qemu-img: Could not open'
         self.assertIsNone(self.driver._offline_progress(plan))
         self.assertIsNone(self.driver.merge_progress(plan))
+
+    def test_the_total_is_read_in_process_from_a_qcow2_header(self):
+        self.add_reference_domain(running=False)
+        location = self.driver.locate_disk('V')
+        plan = chain.plan_delete(location, 'snap-1', 'snap.img',
+                                 'other-snap.img')
+        del self.qemu_img.commands[:]  # (locating the disk read its chain)
+        read = []
+
+        def header(path):
+            read.append(path)
+            return qcow2.Header(version=3, virtual_size=5 * MiB,
+                                cluster_bits=16, backing_file='snap.img',
+                                backing_format='qcow2', data_file=None,
+                                incompatible_features=0, identity=(1, 2))
+        self.useFixture(fixtures.MonkeyPatch(
+            'snapdriver.drivers.libvirt.qcow2.read', header))
+        self.assertIsNotNone(self.driver._offline_progress(plan))
+        self.assertEqual(5 * MiB, self.driver.merge_progress(plan).total)
+        self.assertEqual([location.active.path], read)
+        self.assertEqual([], self.qemu_img.commands_of('info'))
