@@ -48,7 +48,11 @@ if ! command -v wrk >/dev/null; then
             apt-get install -y -q --no-install-recommends wrk >/dev/null
     }
 fi
-tools/setup-venv.sh --with-libvirt --with-tests
+if [[ -z ${SNAPDRIVER_VENV:-} ]]; then
+    tools/setup-venv.sh --with-libvirt --with-tests
+fi
+# A venv given by SNAPDRIVER_VENV is used as it is: setting it up from
+# here would point its editable install at this checkout.
 if $profile && [[ ! -x $venv/bin/py-spy ]]; then
     "$venv/bin/pip" install -q py-spy
 fi
