@@ -18,6 +18,7 @@ from oslo_middleware import http_proxy_to_wsgi
 import pecan
 import webob
 
+from snapdriver.api import argspec
 from snapdriver.api import faults
 from snapdriver.api import health
 from snapdriver.api import metrics
@@ -87,6 +88,7 @@ def setup_app(operations):
     """
     from snapdriver.api.controllers import root
 
+    argspec.install()
     application = pecan.make_app(
         root.RootController(),
         hooks=[hooks.ContextHook(), hooks.OperationsHook(operations),

@@ -49,6 +49,18 @@ _HELD = []
 operations = models.operations
 COLUMNS = models.COLUMNS
 
+# The statements run for every operation, built once: SQLAlchemy then
+# reuses their compiled form instead of building, keying and looking up a
+# new statement each time (most of the journal's CPU). The SET clause of
+# _UPDATE follows the parameters given.
+_INSERT = operations.insert()
+_UPDATE = operations.update().where(operations.c.id == sa.bindparam('_id'))
+_BY_ID = sa.select(operations).where(
+    operations.c.id == sa.bindparam('_id'))
+_BY_SNAPSHOT = sa.select(operations).where(
+    operations.c.snapshot_id == sa.bindparam('_snapshot_id')).order_by(
+        operations.c.seq)
+
 
 def lock(url):
     """Take the exclusive lock of the journal at ``url`` for the rest of
@@ -150,14 +162,12 @@ class Journal:
         with self._lock, self.engine.begin() as conn:
             self._seq += 1
             record = dict(dict.fromkeys(COLUMNS), **record, seq=self._seq)
-            conn.execute(operations.insert().values(**record))
+            conn.execute(_INSERT, record)
         return record
 
     def update(self, operation_id, **values):
         with self._lock, self.engine.begin() as conn:
-            conn.execute(operations.update()
-                         .where(operations.c.id == operation_id)
-                         .values(**values))
+            conn.execute(_UPDATE, dict(values, _id=operation_id))
 
     def _select(self, *where):
         query = sa.select(operations).where(*where).order_by(
@@ -165,13 +175,18 @@ class Journal:
         with self._read_lock, self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
+    def _rows(self, statement, **parameters):
+        with self._read_lock, self.engine.connect() as conn:
+            return [dict(row._mapping)
+                    for row in conn.execute(statement, parameters)]
+
     def get(self, operation_id):
-        rows = self._select(operations.c.id == operation_id)
+        rows = self._rows(_BY_ID, _id=operation_id)
         return rows[0] if rows else None
 
     def by_snapshot(self, snapshot_id):
         """Operations of a snapshot id, oldest first."""
-        return self._select(operations.c.snapshot_id == snapshot_id)
+        return self._rows(_BY_SNAPSHOT, _snapshot_id=snapshot_id)
 
     def listing(self, states=None, delivery=None, volume_id=None, ids=None,
                 limit=None):
