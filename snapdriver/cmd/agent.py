@@ -29,6 +29,7 @@ from oslo_log import log
 
 from snapdriver.agent import service as agent_service
 from snapdriver.conf import CONF
+from snapdriver import cpus
 from snapdriver import exception
 from snapdriver import rpc
 from snapdriver import service
@@ -46,6 +47,7 @@ def main(argv=None):
     service.prepare(argv)
     # Thread dumps on SIGUSR2, as the compute service gives them.
     service.setup_reports('snapdriver-agent')
+    cpus.pin_to_one()
     try:
         _operations, manager = service.build_operations()
     except (exception.DriverLoadError, exception.ConfigurationError) as e:

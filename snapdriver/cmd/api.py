@@ -41,6 +41,7 @@ import webob
 from snapdriver.api import faults
 from snapdriver.api import microversion
 from snapdriver.conf import CONF
+from snapdriver import cpus
 from snapdriver import exception
 from snapdriver import service
 
@@ -304,6 +305,7 @@ def main(argv=None):
             "%s is not a loopback address: bind to 127.0.0.1 or ::1, or "
             "set [api] noauth_allow_remote = true if nobody else can reach "
             "the port" % CONF.api.bind_host)
+    cpus.pin_to_one()
     try:
         application, runner = service.build_wsgi_app()
     except (exception.DriverLoadError, exception.ConfigurationError) as e:

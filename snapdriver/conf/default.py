@@ -113,6 +113,18 @@ opts = [
                default=1000, min=1,
                help="How many finished and reported operations the journal "
                     "keeps for GET; older ones are forgotten."),
+    cfg.BoolOpt('single_cpu', default=True,
+                help="Run the threads of snapdriver-api and "
+                     "snapdriver-agent on one CPU (one of those the "
+                     "process may use, chosen by its pid, so that several "
+                     "processes spread). A Python process runs Python code "
+                     "on one CPU at a time anyway (the GIL); threads on "
+                     "different CPUs handing the GIL to each other cost "
+                     "far more than they gain: measured on 2 CPUs, 90 GETs "
+                     "per second at 8 connections without, 958 with "
+                     "(doc/benchmarks.md). Programs it starts (qemu-img) "
+                     "are not confined. Under uWSGI use its cpu-affinity "
+                     "option instead."),
 ]
 
 

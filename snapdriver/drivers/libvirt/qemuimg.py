@@ -40,6 +40,7 @@ from oslo_serialization import jsonutils
 from oslo_utils import imageutils
 
 from snapdriver.conf import CONF
+from snapdriver import cpus as snapdriver_cpus
 from snapdriver import exception
 
 LOG = log.getLogger(__name__)
@@ -89,6 +90,17 @@ def _tied_to_us(cmd):
     if setpriv is None:
         return cmd
     return (setpriv, '--pdeathsig', 'KILL', '--') + cmd
+
+
+def _on_every_cpu(cmd):
+    """``cmd`` on every CPU snapdriver could use before it kept its own
+    threads on one (``[DEFAULT] single_cpu``): a commit or rebase copies
+    data and may use several."""
+    cpus = snapdriver_cpus.ORIGINAL
+    taskset = shutil.which('taskset') if cpus else None
+    if taskset is None:
+        return cmd
+    return (taskset, '--cpu-list', ','.join(map(str, sorted(cpus)))) + cmd
 
 
 def _execute(args, what, cpu_time=None, timeout=None, address_space=True,
@@ -141,7 +153,7 @@ def _execute_with_progress(args, what, on_percent, timeout=None):
     limit; tied to this process and killed on timeout as
     :func:`_execute` does.
     """
-    cmd = _tied_to_us((QEMU_IMG,) + tuple(args))
+    cmd = _on_every_cpu(_tied_to_us((QEMU_IMG,) + tuple(args)))
     deadline = None if not timeout else time.monotonic() + timeout
     with tempfile.TemporaryFile() as errors:
         try:
