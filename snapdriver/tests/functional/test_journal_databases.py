@@ -316,6 +316,23 @@ class TestSQLite(_JournalOnADatabase, base.FunctionalTestCase):
         self.assertIn('has no schema yet: run \'snapdriver-manage db sync\' '
                       'with the same configuration', output)
 
+    def test_a_journal_at_head_is_checked_without_alembic(self):
+        # What a service's start does: alembic (about 10 MiB) stays out of
+        # the process when the journal is at the newest revision.
+        migration.upgrade(self.engine)
+        out = subprocess.run(
+            [sys.executable, '-c', _CHECK_AT_START, self.url], check=True,
+            capture_output=True, text=True).stdout
+        self.assertEqual('checked; alembic loaded: False', out.strip())
+
+
+_CHECK_AT_START = """
+import sys
+from snapdriver.db import api, migration
+migration.check(api.create_engine(sys.argv[1]), 'the journal')
+print('checked; alembic loaded:', 'alembic' in sys.modules)
+"""
+
 
 class TestMySQL(_JournalOnADatabase, base.FunctionalTestCase):
     backend = 'mysql'
