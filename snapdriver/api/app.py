@@ -12,7 +12,6 @@
 
 """Build the WSGI application: Pecan inside, middleware in code."""
 
-from keystonemiddleware import auth_token
 from oslo_log import log
 from oslo_middleware import http_proxy_to_wsgi
 import pecan
@@ -67,6 +66,10 @@ def _authenticate(application):
         for _ in range(3):
             LOG.warning(NOAUTH_WARNING)
         return middleware.NoAuth(application)
+    # Imported only when used: it brings keystoneclient, oslo.cache and
+    # dogpile (several MiB that a noauth process would keep for nothing).
+    from keystonemiddleware import auth_token
+
     protocol = auth_token.AuthProtocol(application,
                                        {'oslo_config_config': CONF})
     # auth_token registers its options as it is built; without service

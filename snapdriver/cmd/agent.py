@@ -31,6 +31,7 @@ from snapdriver.agent import service as agent_service
 from snapdriver.conf import CONF
 from snapdriver import cpus
 from snapdriver import exception
+from snapdriver import malloc
 from snapdriver import rpc
 from snapdriver import service
 
@@ -48,6 +49,7 @@ def main(argv=None):
     # Thread dumps on SIGUSR2, as the compute service gives them.
     service.setup_reports('snapdriver-agent')
     cpus.pin_to_one()
+    malloc.limit_arenas()
     try:
         _operations, manager = service.build_operations()
     except (exception.DriverLoadError, exception.ConfigurationError) as e:

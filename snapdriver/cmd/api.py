@@ -43,6 +43,7 @@ from snapdriver.api import microversion
 from snapdriver.conf import CONF
 from snapdriver import cpus
 from snapdriver import exception
+from snapdriver import malloc
 from snapdriver import service
 
 LOG = log.getLogger(__name__)
@@ -306,6 +307,7 @@ def main(argv=None):
             "set [api] noauth_allow_remote = true if nobody else can reach "
             "the port" % CONF.api.bind_host)
     cpus.pin_to_one()
+    malloc.limit_arenas()
     try:
         application, runner = service.build_wsgi_app()
     except (exception.DriverLoadError, exception.ConfigurationError) as e:

@@ -113,6 +113,15 @@ opts = [
                default=1000, min=1,
                help="How many finished and reported operations the journal "
                     "keeps for GET; older ones are forgotten."),
+    cfg.IntOpt('malloc_arenas', default=2, min=0,
+               help="At most this many glibc malloc arenas in "
+                    "snapdriver-api and snapdriver-agent (as "
+                    "MALLOC_ARENA_MAX does); 0 leaves glibc's default (8 "
+                    "per CPU). Threads that allocate at the same time get "
+                    "arenas of their own and keep their memory: with few "
+                    "arenas the resident memory of a threaded service "
+                    "stays lower (measured in doc/benchmarks.md, table "
+                    "M)."),
     cfg.BoolOpt('single_cpu', default=True,
                 help="Run the threads of snapdriver-api and "
                      "snapdriver-agent on one CPU (one of those the "

@@ -47,12 +47,20 @@ def missing_sqlite_file(url=None):
     return None
 
 
+#: SQLite's page cache per connection, KiB.
+SQLITE_CACHE_KIB = 256
+
+
 def _sqlite_pragmas(synchronous):
     def set_pragmas(dbapi_connection, connection_record):
         cursor = dbapi_connection.cursor()
         cursor.execute('PRAGMA journal_mode=WAL')
         cursor.execute('PRAGMA synchronous=%s' % synchronous)
         cursor.execute('PRAGMA busy_timeout=10000')
+        # SQLite's page cache is per connection (2 MiB each by default, up
+        # to eight pooled): the journal is small and the kernel caches its
+        # file anyway.
+        cursor.execute('PRAGMA cache_size=-%d' % SQLITE_CACHE_KIB)
         cursor.close()
     return set_pragmas
 
