@@ -185,7 +185,7 @@ CATEGORIES = (
     '(`with self._lock, engine.begin()`)',
     'journal: SQLAlchemy queries and results',
     'API: Pecan, WebOb, middleware, validation, policy',
-    'HTTP server (wsgiref)',
+    'HTTP server (waitress)',
     'logging',
     'driver (fake) and chain rules',
     'other (thread pools, uuid, ...)',
@@ -210,7 +210,7 @@ def _category(frames, lock_lines):
            or '/oslo_policy/' in p or '/oslo_middleware/' in p
            or 'snapdriver/api/' in p for p in paths):
         return CATEGORIES[3]
-    if any('wsgiref/' in p or 'socketserver.py' in p for p in paths):
+    if any('/waitress/' in p or 'wsgiref/' in p for p in paths):
         return CATEGORIES[4]
     return CATEGORIES[7]
 
@@ -328,7 +328,7 @@ def bench_api(work, sizes, profile=False):
     duration = sizes['api_seconds']
     raw = {}
     table = common.Table(
-        '4. API alone: snapdriver-api (console script, wsgiref threads), '
+        '4. API alone: snapdriver-api (console script, waitress), '
         'fake driver, noauth, log reporter; wrk on loopback, %d s per row'
         % duration,
         ['request', 'connections', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms',
