@@ -40,6 +40,12 @@ def _forbid(what):
     return refuse
 
 
+def _keep_the_test_process_as_it_is(conf):
+    # A console script's main() run in-process must not leave the test
+    # runner on one CPU or with fewer malloc arenas for the tests after.
+    conf.config(single_cpu=False, malloc_arenas=0)
+
+
 class TestCase(testtools.TestCase):
     """Unit tests: no subprocesses, no libvirt connections."""
 
@@ -47,6 +53,7 @@ class TestCase(testtools.TestCase):
         super().setUp()
         self.useFixture(fixtures.Timeout(60, gentle=True))
         self.conf = self.useFixture(ConfFixture())
+        _keep_the_test_process_as_it_is(self.conf)
         self.useFixture(fixtures.MonkeyPatch(
             'oslo_concurrency.processutils.execute',
             _forbid('run commands through processutils')))
@@ -69,6 +76,7 @@ class FunctionalTestCase(testtools.TestCase):
         super().setUp()
         self.useFixture(fixtures.Timeout(600, gentle=True))
         self.conf = self.useFixture(ConfFixture())
+        _keep_the_test_process_as_it_is(self.conf)
         # Every qcow2 header the in-process reader answers for is read by
         # qemu-img as well: a disagreement fails the operation.
         self.conf.config(group='libvirt', verify_header_reader=True)

@@ -324,10 +324,12 @@ class TestLibvirtRestart(api_tests.LibvirtApiTestCase):
         next start settles the operation (a service manager would kill a
         process that waited for an hours-long merge)."""
         volume = self.big_volume(layer_bytes=64 * MiB)
-        first = self.start_server(KillableServer)
+        # Slow from its start: 64 MiB at full speed is done before the test
+        # could slow it down.
+        first = self.start_server(KillableServer,
+                                  merge_bandwidth=SLOW_BANDWIDTH)
         snapshot_id, expected = self.start_delete(
             volume, volume.names[1], volume.names[2])
-        volume.domain.blockJobSetSpeed(volume.target, SLOW_BANDWIDTH, 0)
         self.assertEqual('running', self.operation(snapshot_id)['state'])
         first.process.send_signal(signal.SIGTERM)
         self.assertEqual(0, first.process.wait(STOP_WITHIN))

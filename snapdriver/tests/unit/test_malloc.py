@@ -35,6 +35,7 @@ class ArenasTestCase(base.TestCase):
         self.libc = FakeLibc()
         self.useFixture(fixtures.MonkeyPatch(
             'ctypes.CDLL', lambda name: self.libc))
+        self.conf.config(malloc_arenas=2)
 
     def test_limit_set(self):
         self.conf.config(malloc_arenas=3)
