@@ -30,24 +30,24 @@ _LINE = re.compile(
 
 CREATE_PHASES = (
     ('POST sent -> accepted: HTTP, disk lookup, overlay header '
-     '(qemu-img), plan, journal insert', 'sent', 'accepted'),
-    ('accepted -> about to call libvirt: hand-off to a worker, journal '
-     'read, accept-time plan reused, journal update, the guest looked up '
+     '(read in-process), plan, journal insert', 'sent', 'accepted'),
+    ('accepted -> about to call libvirt: hand-off to a worker, '
+     'accept-time plan reused, journal update, the guest looked up '
      'by UUID and its chain compared', 'accepted', 'switching'),
     ('snapshotCreateXML + the chain read back and checked',
      'switching', 'verified'),
     ('outcome journalled', 'verified', 'finished'),
-    ('journalled -> report at the stub: hand-off, journal read, '
-     'cinderclient', 'finished', 'reported'),
+    ('journalled -> report at the stub: hand-off, cinderclient',
+     'finished', 'reported'),
 )
 
 DELETE_PHASES = (
-    ('COMPLETED event -> chain checked: wake-up, blockJobInfo, domain XML',
-     'event', 'verified'),
-    ('chain checked -> outcome journalled: backing name check (qemu-img), '
-     'journal update', 'verified', 'finished'),
-    ('journalled -> report at the stub: hand-off, journal read, '
-     'cinderclient', 'finished', 'reported'),
+    ('COMPLETED event -> chain checked: wake-up, blockJobInfo, domain '
+     'XML, the merge made durable (fsync, QEMU flush)', 'event', 'verified'),
+    ('chain checked -> outcome journalled: backing name check (header '
+     'read in-process), journal update', 'verified', 'finished'),
+    ('journalled -> report at the stub: hand-off, cinderclient',
+     'finished', 'reported'),
 )
 
 
