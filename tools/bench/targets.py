@@ -123,15 +123,17 @@ def _costs(samples, side):
             for op in OPS}
 
 
+def _sides(row):
+    """(snapdriver's costs, the baseline's costs) of one row."""
+    return _costs(row, 'snapdriver'), _costs(row, 'baseline')
+
+
 def guests_figure(raw, sizes):
     rows = raw['scaling']['guests']
     counts = sorted(rows, key=int)
     low = counts[0]
     high = next((c for c in counts if int(c) == 50), counts[-1])
-    sd_lo, sd_hi = _costs(rows[low], 'snapdriver'), _costs(rows[high],
-                                                           'snapdriver')
-    b_lo, b_hi = _costs(rows[low], 'baseline'), _costs(rows[high],
-                                                       'baseline')
+    (sd_lo, b_lo), (sd_hi, b_hi) = _sides(rows[low]), _sides(rows[high])
     change = sum(sd_hi.values()) / sum(sd_lo.values()) - 1
     base_change = sum(b_hi.values()) / sum(b_lo.values()) - 1
     note = '' if int(high) == 50 else ' (only up to %s guests)' % high
@@ -149,10 +151,7 @@ def depth_figure(raw, sizes):
     depths = sorted(rows, key=int)
     shallow = depths[0]
     deep = next((d for d in depths if int(d) == 100), depths[-1])
-    sd_d, b_d = _costs(rows[deep], 'snapdriver'), _costs(rows[deep],
-                                                         'baseline')
-    sd_s, b_s = _costs(rows[shallow], 'snapdriver'), _costs(rows[shallow],
-                                                            'baseline')
+    (sd_d, b_d), (sd_s, b_s) = _sides(rows[deep]), _sides(rows[shallow])
     r = sum(sd_d.values()) / sum(b_d.values())
     # For information: snapdriver's growth over the baseline's growth.
     growth = ((sum(sd_d.values()) - sum(sd_s.values()))
