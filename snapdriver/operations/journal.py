@@ -170,10 +170,8 @@ class Journal:
             conn.execute(_UPDATE, dict(values, _id=operation_id))
 
     def _select(self, *where):
-        query = sa.select(operations).where(*where).order_by(
-            operations.c.seq)
-        with self._read_lock, self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+        return self._rows(sa.select(operations).where(*where).order_by(
+            operations.c.seq))
 
     def _rows(self, statement, **parameters):
         with self._read_lock, self.engine.connect() as conn:

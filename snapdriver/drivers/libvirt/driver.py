@@ -260,14 +260,12 @@ class LibvirtDriver(base.BaseDriver):
 
     def _read_changed_guests(self):
         for uuid in self._index.take_changed():
-            domain = self._read_guest(uuid)[1]
-            self._index.update(uuid, _serials(domain) if domain else None)
+            self._reindex_guest(uuid)
 
     def _read_indexed(self, volume_id):
         found = []
         for uuid in self._index.guests(volume_id):
-            dom, domain = self._read_guest(uuid)
-            self._index.update(uuid, _serials(domain) if domain else None)
+            dom, domain = self._reindex_guest(uuid)
             disks = [disk for disk in domain.disks
                      if disk.serial == volume_id] if domain else []
             if not disks:
@@ -275,6 +273,15 @@ class LibvirtDriver(base.BaseDriver):
                 return None
             found.extend((dom, domain, disk) for disk in disks)
         return found
+
+    def _reindex_guest(self, uuid):
+        """Read one guest and give the disk index what it holds now.
+
+        :returns: ``(dom, domain)``; ``(None, None)`` if it is gone.
+        """
+        dom, domain = self._read_guest(uuid)
+        self._index.update(uuid, _serials(domain) if domain else None)
+        return dom, domain
 
     def _read_guest(self, uuid):
         """``(dom, domain)`` of one guest; ``(None, None)`` if it is gone."""
