@@ -30,6 +30,7 @@ Command line, for the script::
 """
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -77,6 +78,39 @@ def _free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def _ephemeral_range():
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            low, high = (int(n) for n in f.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999     # Linux's default
+
+
+def _free_listening_port():
+    """A free port below the kernel's ephemeral range, for a listener that
+    is stopped and started again (``stop_app`` / ``start_app``).
+
+    A port the kernel may hand out as a client's source port can be taken
+    while nothing listens on it: a client retrying a connection to it (the
+    services reconnecting to the stopped broker) can be given that very
+    port and connect to itself (TCP simultaneous open). The listener then
+    cannot come back: the likely cause of one ``start_app`` that failed
+    with ``could_not_start_listener`` in a full run.
+    """
+    low = _ephemeral_range()[0]
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 20000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+            return port
+    return _free_port()
 
 
 class PrivateRabbit(fixtures.Fixture):
@@ -130,7 +164,7 @@ class PrivateRabbit(fixtures.Fixture):
             raise RuntimeError('rabbitmq-server is not installed (Debian '
                                'package rabbitmq-server)')
         os.makedirs(self.directory, exist_ok=True)
-        self.port = _free_port()
+        self.port = _free_listening_port()
         with open(os.path.join(self.directory, 'plugins'), 'w') as f:
             f.write('[].\n')
         with open(os.path.join(self.directory, 'rabbitmq.conf'), 'w') as f:
